@@ -1,0 +1,177 @@
+package check_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kengen/kengen/bench/datagen"
+	"github.com/kengen/kengen/check"
+	"github.com/kengen/kengen/store"
+)
+
+// crmScale gives just over a million relationships.
+const crmScale = 1.3
+
+var crm struct {
+	once  sync.Once
+	dir   string
+	st    *store.Store
+	stats datagen.CRMStats
+	err   error
+}
+
+// crmStore loads the CRM dataset into an on-disk store once per benchmark binary.
+func crmStore(b *testing.B) (*store.Store, datagen.CRMStats) {
+	crm.once.Do(func() {
+		dir, err := os.MkdirTemp("", "kengen-bench-crm-")
+		if err != nil {
+			crm.err = err
+			return
+		}
+		crm.dir = dir
+		st, err := store.Open(dir, store.Options{NoSync: true})
+		if err != nil {
+			crm.err = err
+			return
+		}
+		if err := st.WriteSchema(1, time.Now(), datagen.CRMSchema); err != nil {
+			crm.err = err
+			return
+		}
+		var batch []store.Update
+		flush := func() {
+			if crm.err == nil && len(batch) > 0 {
+				_, crm.err = st.Apply(st.Revision()+1, time.Now(), &store.Batch{Updates: batch})
+			}
+			batch = batch[:0]
+		}
+		crm.stats = datagen.CRM(datagen.CRMConfig{Scale: crmScale, Seed: 42}, func(t datagen.Tuple) {
+			batch = append(batch, store.Update{Op: store.OpTouch, Relationship: tupleRelationship(t)})
+			if len(batch) == 1000 {
+				flush()
+			}
+		})
+		flush()
+		crm.st = st
+	})
+	if crm.err != nil {
+		b.Fatal(crm.err)
+	}
+	return crm.st, crm.stats
+}
+
+// TestMain removes the benchmarks' on-disk dataset when the binary ends.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if crm.st != nil {
+		crm.st.Close()
+	}
+	if crm.dir != "" {
+		os.RemoveAll(crm.dir)
+	}
+	os.Exit(code)
+}
+
+func tupleRelationship(t datagen.Tuple) store.Relationship {
+	return store.Relationship{
+		ResourceType: t.ResourceType, ResourceID: t.ResourceID, Relation: t.Relation,
+		SubjectType: t.SubjectType, SubjectID: t.SubjectID, SubjectRelation: t.SubjectRelation,
+	}
+}
+
+// BenchmarkCheckCRM checks `deal#view` for random (deal, user) pairs over a dataset of more
+// than a million relationships: owner, assignees, the account's assignees and followers,
+// shares with roles and nested groups, and the role hierarchy above the owning role.
+func BenchmarkCheckCRM(b *testing.B) {
+	st, stats := crmStore(b)
+	b.Logf("dataset: %d relationships", stats.Relationships)
+	r, err := st.Reader(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	reqs := make([]check.Request, 4096)
+	for i := range reqs {
+		reqs[i] = check.Request{ResourceType: "deal", ResourceID: datagen.DealID(rng.IntN(stats.Deals)), Permission: "view",
+			SubjectType: "user", SubjectID: datagen.UserID(rng.IntN(stats.Users))}
+	}
+	ctx := context.Background()
+	for _, conc := range []int{1, check.DefaultConcurrency} {
+		b.Run(fmt.Sprintf("fanout=%d", conc), func(b *testing.B) {
+			c := check.New(check.Options{Concurrency: conc})
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := c.Check(ctx, r, reqs[i%len(reqs)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCheckChain checks a user at the top of a role chain against its bottom.
+func BenchmarkCheckChain(b *testing.B) {
+	for _, depth := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("depth=%d", depth), func(b *testing.B) {
+			f := newFixture(b, datagen.ChainSchema)
+			f.writeTuples(func(emit func(datagen.Tuple)) { datagen.Chain(depth, emit) })
+			r := f.reader()
+			c := check.New(check.Options{})
+			req := check.Request{ResourceType: "role", ResourceID: datagen.ChainRoleID(depth - 1), Permission: "see",
+				SubjectType: "user", SubjectID: "boss"}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := c.Check(ctx, r, req)
+				if err != nil || res.Membership != check.HasPermission {
+					b.Fatalf("%v %v", res.Membership, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCheckBulk100 checks one user's field mask on a list page: 25 deals × 4
+// permissions, in one call.
+func BenchmarkCheckBulk100(b *testing.B) {
+	st, stats := crmStore(b)
+	r, err := st.Reader(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	c := check.New(check.Options{})
+	rng := rand.New(rand.NewPCG(9, 9))
+	perms := []struct{ typ, perm string }{{"deal", "view"}, {"deal", "edit"}, {"account", "view"}, {"account", "edit"}}
+	pages := make([][]check.Request, 64)
+	for p := range pages {
+		user := datagen.UserID(rng.IntN(stats.Users))
+		for range 25 {
+			d := rng.IntN(stats.Deals)
+			for _, pm := range perms {
+				id := datagen.DealID(d)
+				if pm.typ == "account" {
+					id = datagen.AccountID(d % stats.Accounts)
+				}
+				pages[p] = append(pages[p], check.Request{ResourceType: pm.typ, ResourceID: id, Permission: pm.perm,
+					SubjectType: "user", SubjectID: user})
+			}
+		}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for _, res := range c.CheckBulk(ctx, r, pages[i%len(pages)]) {
+			if res.Err != nil {
+				b.Fatal(res.Err)
+			}
+		}
+	}
+}
