@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/kengen/kengen/bench/datagen"
 	"github.com/kengen/kengen/check"
 	"github.com/kengen/kengen/store"
@@ -24,7 +22,7 @@ type fixture struct {
 
 func newFixture(t testing.TB, schemaText string, rels ...string) *fixture {
 	t.Helper()
-	st, err := store.Open("", store.Options{FS: vfs.NewMem(), NoSync: true})
+	st, err := store.Open("", store.Options{InMemory: true, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

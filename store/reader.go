@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,7 +49,7 @@ func (s *Store) Reader(rev Revision) (*Reader, error) {
 	s.mu.readers[rev]++
 	s.mu.Unlock()
 
-	r := &Reader{s: s, v: view{src: s.db, rev: rev}}
+	r := &Reader{s: s, v: view{src: s.db, rev: rev, pool: new(iterPool)}}
 	var err error
 	if r.v.at, err = s.revisionTime(rev); err == nil {
 		r.sch, err = s.schemaFor(rev)
@@ -110,6 +111,7 @@ func (s *Store) schemaFor(rev Revision) (*schema.Schema, error) {
 // Close releases the Reader. Closing twice is harmless.
 func (r *Reader) Close() {
 	if r.closed.CompareAndSwap(false, true) {
+		r.v.pool.close()
 		r.s.releaseReader(r.v.rev)
 	}
 }
@@ -225,6 +227,104 @@ type view struct {
 	src pebble.Reader
 	rev Revision
 	at  time.Time
+	// pool, when set, keeps iterators for reuse.
+	pool *iterPool
+}
+
+// iterPool keeps a Reader's Pebble iterators for reuse: creating one costs more than the seek
+// that follows it, and a check makes many short reads. An iterator sees the database as it
+// was when it was created, which is all a Reader needs, since it reads at a fixed revision
+// that was applied before it opened.
+type iterPool struct {
+	mu struct {
+		sync.Mutex
+		free   []*pebble.Iterator
+		closed bool
+	}
+}
+
+// maxPooledIters bounds the idle iterators a Reader keeps; more than this only happens under
+// concurrent fan-out, and those extra ones are closed.
+const maxPooledIters = 8
+
+func (p *iterPool) take() *pebble.Iterator {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.mu.free); n > 0 {
+		it := p.mu.free[n-1]
+		p.mu.free = p.mu.free[:n-1]
+		return it
+	}
+	return nil
+}
+
+func (p *iterPool) put(it *pebble.Iterator) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.closed || len(p.mu.free) >= maxPooledIters {
+		return false
+	}
+	p.mu.free = append(p.mu.free, it)
+	return true
+}
+
+func (p *iterPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.closed = true
+	for _, it := range p.mu.free {
+		_ = it.Close()
+	}
+	p.mu.free = nil
+}
+
+// newIter returns an iterator bounded to [lower, upper), reused from the pool when it can.
+func (v *view) newIter(lower, upper []byte) (*pebble.Iterator, error) {
+	if v.pool != nil {
+		if it := v.pool.take(); it != nil {
+			it.SetBounds(lower, upper)
+			return it, nil
+		}
+	}
+	return v.src.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+}
+
+// release returns it to the pool, or closes it; the error is the iterator's own.
+func (v *view) release(it *pebble.Iterator) error {
+	if err := it.Error(); err != nil {
+		return errors.Join(err, it.Close())
+	}
+	if v.pool != nil && v.pool.put(it) {
+		return nil
+	}
+	return it.Close()
+}
+
+// scan calls fn on every key in [lower, upper), in order, until fn returns false.
+func (v *view) scan(lower, upper []byte, fn func(k, val []byte) (bool, error)) error {
+	it, err := v.newIter(lower, upper)
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		more, err := fn(it.Key(), it.Value())
+		if err != nil {
+			_ = v.release(it)
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	return corruption(v.release(it))
+}
+
+// corruption marks Pebble's corruption errors as ErrCorrupt.
+func corruption(err error) error {
+	if err != nil && pebble.IsCorruptionError(err) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
 }
 
 // visible reports whether the version with key k and value v is visible in the view.
@@ -240,22 +340,19 @@ func (v *view) visible(k, val []byte) bool {
 
 func (v *view) get(rel *Relationship) (Relationship, bool, error) {
 	p := forwardPrefix(nil, rel)
-	it, err := v.src.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	it, err := v.newIter(p, upperBound(p))
 	if err != nil {
 		return Relationship{}, false, err
 	}
-	defer it.Close()
 	// Versions are ordered newest first: the first one created at or before rev is the only
 	// candidate.
-	if !it.SeekGE(appendCreated(p, v.rev)) {
-		return Relationship{}, false, it.Error()
-	}
-	if !v.visible(it.Key(), it.Value()) {
-		return Relationship{}, false, nil
+	if !it.SeekGE(appendCreated(p, v.rev)) || !v.visible(it.Key(), it.Value()) {
+		return Relationship{}, false, corruption(v.release(it))
 	}
 	out := Relationship{ResourceType: rel.ResourceType, ResourceID: rel.ResourceID, Relation: rel.Relation,
 		SubjectType: rel.SubjectType, SubjectID: rel.SubjectID, SubjectRelation: rel.SubjectRelation}
-	if _, err := decodePayload(it.Value()[8:], &out); err != nil {
+	_, err = decodePayload(it.Value()[8:], &out)
+	if err = errors.Join(err, corruption(v.release(it))); err != nil {
 		return Relationship{}, false, err
 	}
 	return out, true, nil
@@ -268,7 +365,7 @@ func (v *view) scanForward(p, lower []byte, limit int, fn func(*Relationship) bo
 		lower = p
 	}
 	n := 0
-	return scanRange(v.src, lower, upperBound(p), func(k, val []byte) (bool, error) {
+	return v.scan(lower, upperBound(p), func(k, val []byte) (bool, error) {
 		if !v.visible(k, val) {
 			return true, nil
 		}
@@ -290,7 +387,7 @@ func (v *view) scanForward(p, lower []byte, limit int, fn func(*Relationship) bo
 }
 
 func (v *view) scanReverse(p []byte, fn func(*Relationship) bool) error {
-	return scanPrefix(v.src, p, func(k, val []byte) (bool, error) {
+	return v.scan(p, upperBound(p), func(k, val []byte) (bool, error) {
 		if !v.visible(k, val) {
 			return true, nil
 		}

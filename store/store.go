@@ -27,8 +27,11 @@ const DefaultRetention = time.Hour
 
 // Options configures a Store. The zero value is a durable store on the real disk.
 type Options struct {
-	// FS is the filesystem; nil is the real disk. Unit tests use vfs.NewMem().
+	// FS is the filesystem; nil is the real disk (or memory, with InMemory).
 	FS vfs.FS
+	// InMemory keeps the whole store in memory (a fresh vfs.NewMem): for tests and for
+	// validation files run in-process, so that no other package needs to import Pebble.
+	InMemory bool
 	// Retention is how long old revisions stay readable; 0 is DefaultRetention.
 	Retention time.Duration
 	// GCInterval is how often the background garbage collector runs; 0 is Retention/4 capped
@@ -128,6 +131,9 @@ type Stats struct {
 // than a kengen store, a store of another format version (ErrIncompatibleFormat), and a store
 // whose files fail their checksums (ErrCorrupt).
 func Open(dir string, opts Options) (*Store, error) {
+	if opts.FS == nil && opts.InMemory {
+		opts.FS = vfs.NewMem()
+	}
 	if opts.FS == nil {
 		opts.FS = vfs.Default
 	}

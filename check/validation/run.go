@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-
 	"github.com/kengen/kengen/check"
 	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
@@ -50,7 +48,7 @@ func runDocument(ctx context.Context, c *check.Checker, path string, doc *Docume
 		return nil
 	}
 
-	st, err := store.Open("validation", store.Options{FS: vfs.NewMem(), NoSync: true, SkipVerify: true, GCInterval: -1})
+	st, err := store.Open("validation", store.Options{InMemory: true, NoSync: true, SkipVerify: true, GCInterval: -1})
 	if err != nil {
 		return fmt.Errorf("validation: opening an in-memory store: %w", err)
 	}
