@@ -1,0 +1,74 @@
+package api
+
+import (
+	"testing"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
+)
+
+func TestZedTokensAndConsistency(t *testing.T) {
+	env := crmEnv(t)
+	t1 := env.touch("deal:1#owner@user:sato")
+	t2 := env.touch("deal:1#follower@user:ito")
+	if t1.GetToken() == t2.GetToken() {
+		t.Fatalf("two writes returned the same token %q", t1.GetToken())
+	}
+	has := v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+	no := v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION
+	latency := &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}
+
+	for _, tc := range []struct {
+		name string
+		c    *v1.Consistency
+		want v1.CheckPermissionResponse_Permissionship
+	}{
+		{"unset", nil, has},
+		{"minimize_latency", latency, has},
+		{"fully_consistent", full(), has},
+		{"at_least_as_fresh t1", fresh(t1), has},
+		{"at_least_as_fresh t2", fresh(t2), has},
+		{"at_exact_snapshot t1", exact(t1), no},
+		{"at_exact_snapshot t2", exact(t2), has},
+	} {
+		req := checkReq(t, "deal:1", "view", "user:ito")
+		req.Consistency = tc.c
+		resp, err := env.client.CheckPermission(ctxT(t), req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if resp.GetPermissionship() != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, resp.GetPermissionship(), tc.want)
+		}
+		if tc.c.GetAtExactSnapshot() != nil && resp.GetCheckedAt().GetToken() != tc.c.GetAtExactSnapshot().GetToken() {
+			t.Errorf("%s: checked_at %q, want the snapshot's token", tc.name, resp.GetCheckedAt().GetToken())
+		}
+	}
+
+	// Reads at an exact snapshot see the relationships of that revision.
+	got, err := env.read(&v1.RelationshipFilter{ResourceType: "deal"}, exact(t1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRels(t, got, "deal:1#owner@user:sato")
+
+	// A token from the future, garbage, an empty token.
+	future := encodeZedToken(1_000_000)
+	_, err = env.check(fresh(future), "deal:1", "view", "user:ito")
+	wantCode(t, err, codes.FailedPrecondition, "at_least_as_fresh")
+	_, err = env.check(exact(future), "deal:1", "view", "user:ito")
+	wantCode(t, err, codes.FailedPrecondition)
+	_, err = env.check(exact(&v1.ZedToken{Token: "GARBAGE!"}), "deal:1", "view", "user:ito")
+	wantCode(t, err, codes.InvalidArgument, "at_exact_snapshot", "zedtoken")
+
+	// Once the garbage collector has moved past t1, reading there fails clearly.
+	if _, err := env.st.CollectGarbage(time.Now().Add(48 * time.Hour)); err != nil {
+		t.Fatalf("CollectGarbage: %v", err)
+	}
+	_, err = env.check(exact(t1), "deal:1", "view", "user:ito")
+	wantCode(t, err, codes.FailedPrecondition, "retained")
+	if p, err := env.check(exact(t2), "deal:1", "view", "user:ito"); err != nil || p != has {
+		t.Fatalf("at the latest revision after GC: %v %v", p, err)
+	}
+}

@@ -1,0 +1,139 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// The interceptor chain, outermost first: metrics (sees the final code), status (turns every
+// error into a gRPC status with statusOf), recovery, auth. Handlers return plain Go errors.
+
+// authenticator checks the bearer token against the preshared keys.
+type authenticator struct {
+	keys [][sha256.Size]byte // hashed, so comparisons take the same time whatever the length
+}
+
+func newAuthenticator(keys []string) *authenticator {
+	a := &authenticator{}
+	for _, k := range keys {
+		a.keys = append(a.keys, sha256.Sum256([]byte(k)))
+	}
+	return a
+}
+
+// unauthenticated lists the services that answer without a token: health checks come from
+// load balancers and orchestrators, reflection describes only the public protos.
+func unauthenticated(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") ||
+		strings.HasPrefix(fullMethod, "/grpc.reflection.")
+}
+
+func (a *authenticator) authenticate(ctx context.Context, fullMethod string) error {
+	if unauthenticated(fullMethod) {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return fmt.Errorf("%w: no bearer token; send the header \"authorization: Bearer <preshared key>\"", errUnauthenticated)
+	}
+	scheme, token, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return fmt.Errorf("%w: the authorization header must be \"Bearer <preshared key>\"", errUnauthenticated)
+	}
+	got := sha256.Sum256([]byte(token))
+	match := 0
+	for _, k := range a.keys {
+		match |= subtle.ConstantTimeCompare(got[:], k[:])
+	}
+	if match != 1 {
+		return fmt.Errorf("%w: the bearer token matches no preshared key of this server", errUnauthenticated)
+	}
+	return nil
+}
+
+// metrics are the per-method request counts and latencies.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kengen", Subsystem: "grpc", Name: "requests_total",
+			Help: "gRPC requests handled, by full method name and status code.",
+		}, []string{"method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "kengen", Subsystem: "grpc", Name: "request_duration_seconds",
+			Help:    "Latency of gRPC requests from receipt to the last response message, by full method name.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("api: registering metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(method string, start time.Time, err error) {
+	m.requests.WithLabelValues(method, status.Code(err).String()).Inc()
+	m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("api: panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			resp, err = nil, fmt.Errorf("api: panic in %s", info.FullMethod)
+		}
+		err = s.finish(info.FullMethod, start, err)
+	}()
+	if err := s.auth.authenticate(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("api: panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("api: panic in %s", info.FullMethod)
+		}
+		err = s.finish(info.FullMethod, start, err)
+	}()
+	if err := s.auth.authenticate(ss.Context(), info.FullMethod); err != nil {
+		return err
+	}
+	return handler(srv, ss)
+}
+
+// finish maps a handler's error to its status, logs what is a bug or a broken disk, and
+// records the request's metrics.
+func (s *Server) finish(method string, start time.Time, err error) error {
+	err = toStatusError(err)
+	if status.Code(err) == codes.Internal {
+		s.log.Error("api: internal error", "method", method, "err", err)
+	}
+	s.metrics.observe(method, start, err)
+	return err
+}

@@ -1,0 +1,193 @@
+// Package api serves the Authzed v1 gRPC API (the API SpiceDB serves) over kengen's store and
+// check engine, so existing Authzed clients work unchanged. It owns authentication, request
+// validation, the one mapping from errors to gRPC status codes, and request metrics; it holds
+// no business logic.
+//
+// This file is the front door: Options, Server, New, Serve and Stop.
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/kengen/kengen/check"
+	"github.com/kengen/kengen/store"
+)
+
+// Defaults for the request limits in Options.
+const (
+	DefaultMaxUpdatesPerWrite = 1_000
+	DefaultMaxPreconditions   = 1_000
+	DefaultMaxCheckBulkItems  = 1_000
+	DefaultMaxReadLimit       = 1_000
+	DefaultMaxDeleteLimit     = 1_000
+)
+
+// Options configures a Server.
+type Options struct {
+	// Store is read by every request. Required. The Server does not close it.
+	Store *store.Store
+	// Writer carries every write. Nil means a LocalWriter over Store.
+	Writer Writer
+	// Checker answers checks. Nil means check.New(check.Options{}).
+	Checker *check.Checker
+	// PresharedKeys are the bearer tokens accepted; several may be valid at once for
+	// rotation. At least one is required.
+	PresharedKeys []string
+	// TLS, when set, serves gRPC over TLS.
+	TLS *tls.Config
+	// Registerer receives the request metrics. Nil means no metrics are exported.
+	Registerer prometheus.Registerer
+	// Logger receives internal errors. Nil means slog.Default().
+	Logger *slog.Logger
+
+	// MaxUpdatesPerWrite bounds the updates of one WriteRelationships call.
+	MaxUpdatesPerWrite int
+	// MaxPreconditions bounds the preconditions of one write or delete.
+	MaxPreconditions int
+	// MaxCheckBulkItems bounds the items of one CheckBulkPermissions call.
+	MaxCheckBulkItems int
+	// MaxReadLimit bounds optional_limit of ReadRelationships; a larger one is refused. A
+	// request without a limit streams every match.
+	MaxReadLimit int
+	// MaxDeleteLimit bounds optional_limit of DeleteRelationships.
+	MaxDeleteLimit int
+}
+
+// Server serves the Authzed v1 API. Build it with New, run it with Serve, end it with Stop.
+type Server struct {
+	opts    Options
+	st      *store.Store
+	writer  Writer
+	checker *check.Checker
+	auth    *authenticator
+	metrics *metrics
+	log     *slog.Logger
+	grpc    *grpc.Server
+	health  *health.Server
+
+	stopOnce sync.Once
+}
+
+// New returns a Server with the services registered, ready to Serve.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, errors.New("api: Options.Store is required")
+	}
+	if len(opts.PresharedKeys) == 0 {
+		return nil, errors.New("api: at least one preshared key is required")
+	}
+	for i, k := range opts.PresharedKeys {
+		if k == "" {
+			return nil, fmt.Errorf("api: preshared key %d is empty", i)
+		}
+	}
+	setDefault(&opts.MaxUpdatesPerWrite, DefaultMaxUpdatesPerWrite)
+	setDefault(&opts.MaxPreconditions, DefaultMaxPreconditions)
+	setDefault(&opts.MaxCheckBulkItems, DefaultMaxCheckBulkItems)
+	setDefault(&opts.MaxReadLimit, DefaultMaxReadLimit)
+	setDefault(&opts.MaxDeleteLimit, DefaultMaxDeleteLimit)
+
+	s := &Server{
+		opts:    opts,
+		st:      opts.Store,
+		writer:  opts.Writer,
+		checker: opts.Checker,
+		auth:    newAuthenticator(opts.PresharedKeys),
+		log:     opts.Logger,
+		health:  health.NewServer(),
+	}
+	if s.writer == nil {
+		s.writer = NewLocalWriter(opts.Store)
+	}
+	if s.checker == nil {
+		s.checker = check.New(check.Options{})
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+
+	grpcOpts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+	}
+	if opts.TLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	}
+	s.grpc = grpc.NewServer(grpcOpts...)
+	v1.RegisterSchemaServiceServer(s.grpc, schemaService{Server: s})
+	v1.RegisterPermissionsServiceServer(s.grpc, permissionsService{Server: s})
+	v1.RegisterWatchServiceServer(s.grpc, v1.UnimplementedWatchServiceServer{})
+	v1.RegisterExperimentalServiceServer(s.grpc, v1.UnimplementedExperimentalServiceServer{})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	for _, svc := range []string{"", v1.SchemaService_ServiceDesc.ServiceName, v1.PermissionsService_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
+	return s, nil
+}
+
+func setDefault(v *int, d int) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// Serve accepts connections on lis until Stop. It returns nil after a Stop.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Stop marks the server not serving, stops accepting connections and waits for in-flight
+// requests to finish; when ctx ends first it cancels them. The store stays open: its owner
+// closes it after Stop returns.
+func (s *Server) Stop(ctx context.Context) {
+	s.stopOnce.Do(func() {
+		s.health.Shutdown()
+		done := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			<-done
+		}
+	})
+}
+
+// schemaService and permissionsService split the Server's methods by service, so that each
+// embeds only its own Unimplemented server.
+type schemaService struct {
+	v1.UnimplementedSchemaServiceServer
+	*Server
+}
+
+type permissionsService struct {
+	v1.UnimplementedPermissionsServiceServer
+	*Server
+}

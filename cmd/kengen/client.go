@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	authzed "github.com/authzed/authzed-go/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/kengen/kengen/api"
+)
+
+// connect opens a client to the endpoint the flags, the environment or the defaults name.
+func (c *cli) connect() (*authzed.Client, error) {
+	endpoint := firstNonEmpty(c.endpoint, c.getenv("KENGEN_ENDPOINT"), defaultGRPCAddr)
+	token := firstNonEmpty(c.token, c.getenv("KENGEN_TOKEN"))
+	if token == "" {
+		b, err := os.ReadFile(filepath.Join(c.dataDir, keyFile))
+		if err != nil {
+			return nil, fmt.Errorf("no token: pass --token or set KENGEN_TOKEN (no key found in %s: %v)", c.dataDir, errors.Unwrap(err))
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	var (
+		creds  credentials.TransportCredentials
+		secure bool
+	)
+	switch {
+	case c.caCert != "":
+		pem, err := os.ReadFile(c.caCert)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s holds no PEM certificate", c.caCert)
+		}
+		creds, secure = credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), true
+	case c.insecure || isLoopback(endpoint) || isLoopbackHost(endpoint):
+		creds = insecure.NewCredentials()
+	default:
+		creds, secure = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}), true
+	}
+	return authzed.NewClient(endpoint,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithPerRPCCredentials(bearer{token: token, secure: secure}))
+}
+
+func isLoopbackHost(endpoint string) bool {
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return false
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// bearer sends the preshared key on every call.
+type bearer struct {
+	token  string
+	secure bool
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return b.secure }
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// describe renders an error for the terminal: a gRPC status as "Code: message".
+func describe(err error) string {
+	if code, msg, ok := api.DescribeClientError(err); ok {
+		return code + ": " + msg
+	}
+	return err.Error()
+}
+
+// printJSON prints a message in the Authzed API's JSON form, one object per line.
+func (c *cli) printJSON(m proto.Message) error {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+	return err
+}
