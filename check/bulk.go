@@ -36,7 +36,7 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 		}
 		ck, err := contextKey(req.Context, req.Explain)
 		if err != nil {
-			results[i].Err = fmt.Errorf("%w: context: %v", ErrInvalidRequest, err)
+			results[i].Err = fmt.Errorf("%w: context: %w", ErrInvalidRequest, err)
 			continue
 		}
 		g, ok := groups[ck]

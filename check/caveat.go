@@ -132,7 +132,7 @@ func compileCaveat(c *schema.Caveat) *caveatProgram {
 	for _, param := range c.Parameters {
 		t, err := celType(param.Type)
 		if err != nil {
-			p.err = fmt.Errorf("%w: caveat %s, parameter %s: %v", ErrCaveat, c.Name, param.Name, err)
+			p.err = fmt.Errorf("%w: caveat %s, parameter %s: %w", ErrCaveat, c.Name, param.Name, err)
 			return p
 		}
 		p.params[param.Name] = param.Type
@@ -140,12 +140,12 @@ func compileCaveat(c *schema.Caveat) *caveatProgram {
 	}
 	env, err := cel.NewEnv(opts...)
 	if err != nil {
-		p.err = fmt.Errorf("%w: caveat %s: %v", ErrCaveat, c.Name, err)
+		p.err = fmt.Errorf("%w: caveat %s: %w", ErrCaveat, c.Name, err)
 		return p
 	}
 	ast, iss := env.Compile(c.Expression)
 	if iss.Err() != nil {
-		p.err = fmt.Errorf("%w: caveat %s: %v", ErrCaveat, c.Name, iss.Err())
+		p.err = fmt.Errorf("%w: caveat %s: %w", ErrCaveat, c.Name, iss.Err())
 		return p
 	}
 	if ast.OutputType() != cel.BoolType && ast.OutputType() != cel.DynType {
@@ -154,7 +154,7 @@ func compileCaveat(c *schema.Caveat) *caveatProgram {
 	}
 	prg, err := env.Program(ast, cel.EvalOptions(cel.OptPartialEval))
 	if err != nil {
-		p.err = fmt.Errorf("%w: caveat %s: %v", ErrCaveat, c.Name, err)
+		p.err = fmt.Errorf("%w: caveat %s: %w", ErrCaveat, c.Name, err)
 		return p
 	}
 	p.program = prg
@@ -181,7 +181,7 @@ func (p *caveatProgram) evaluate(relCtx, reqCtx map[string]any) (outcome, error)
 		}
 		cv, err := convertParam(typ, v)
 		if err != nil {
-			return outcome{}, fmt.Errorf("%w: caveat %s, parameter %s: %v", ErrCaveat, p.caveat.Name, name, err)
+			return outcome{}, fmt.Errorf("%w: caveat %s, parameter %s: %w", ErrCaveat, p.caveat.Name, name, err)
 		}
 		vars[name] = cv
 	}
@@ -191,11 +191,11 @@ func (p *caveatProgram) evaluate(relCtx, reqCtx map[string]any) (outcome, error)
 	}
 	act, err := cel.PartialVars(vars, patterns...)
 	if err != nil {
-		return outcome{}, fmt.Errorf("%w: caveat %s: %v", ErrCaveat, p.caveat.Name, err)
+		return outcome{}, fmt.Errorf("%w: caveat %s: %w", ErrCaveat, p.caveat.Name, err)
 	}
 	val, _, err := p.program.Eval(act)
 	if err != nil {
-		return outcome{}, fmt.Errorf("%w: caveat %s: %v", ErrCaveat, p.caveat.Name, err)
+		return outcome{}, fmt.Errorf("%w: caveat %s: %w", ErrCaveat, p.caveat.Name, err)
 	}
 	if types.IsUnknown(val) {
 		sort.Strings(missing)

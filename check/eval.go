@@ -184,7 +184,7 @@ func (w *walker) leaf(o outcome, kind, object, relationship string) outcome {
 func (w *walker) depthError(k key) error {
 	const ends = 3
 	names := make([]string, 0, 2*ends+2)
-	p := append(w.path, k)
+	p := append(append([]key(nil), w.path...), k)
 	if len(p) <= 2*ends+1 {
 		for _, step := range p {
 			names = append(names, step.object())

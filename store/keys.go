@@ -195,7 +195,7 @@ func appendPayload(b []byte, rel *Relationship) ([]byte, error) {
 	if len(rel.CaveatContext) > 0 {
 		var err error
 		if ctx, err = json.Marshal(rel.CaveatContext); err != nil {
-			return nil, fmt.Errorf("%w: caveat context of %s: %v", ErrInvalid, relText(rel), err)
+			return nil, fmt.Errorf("%w: caveat context of %s: %w", ErrInvalid, relText(rel), err)
 		}
 		flags |= flagContext
 	}

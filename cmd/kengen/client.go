@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	authzed "github.com/authzed/authzed-go/v1"
+	"github.com/authzed/grpcutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -52,9 +52,13 @@ func (c *cli) connect() (*authzed.Client, error) {
 	default:
 		creds, secure = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}), true
 	}
-	return authzed.NewClient(endpoint,
-		grpc.WithTransportCredentials(creds),
-		grpc.WithPerRPCCredentials(bearer{token: token, secure: secure}))
+	// The preshared key travels as a bearer token; over TLS grpcutil refuses to send it on
+	// an insecure channel.
+	bearer := grpcutil.WithInsecureBearerToken(token)
+	if secure {
+		bearer = grpcutil.WithBearerToken(token)
+	}
+	return authzed.NewClient(endpoint, grpc.WithTransportCredentials(creds), bearer)
 }
 
 func isLoopbackHost(endpoint string) bool {
@@ -73,18 +77,6 @@ func isLoopbackHost(endpoint string) bool {
 	}
 	return true
 }
-
-// bearer sends the preshared key on every call.
-type bearer struct {
-	token  string
-	secure bool
-}
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + b.token}, nil
-}
-
-func (b bearer) RequireTransportSecurity() bool { return b.secure }
 
 func firstNonEmpty(vals ...string) string {
 	for _, v := range vals {

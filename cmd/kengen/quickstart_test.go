@@ -9,14 +9,14 @@ import (
 	"testing"
 )
 
-// TestQuickstart runs docs/quickstart.md word for word: every `go run ./cmd/kengen ...` line
+// TestQuickstart runs the README quick start word for word: every `go run ./cmd/kengen ...` line
 // of its sh blocks, in order, in-process, from the repository root. `serve` starts a node on
 // a random port with its data in a temporary directory; the client commands find it and its
 // key as a user's would in the same directory. A `# → text` line after a command is its
 // expected output; `# exit N: text` its expected exit code and error. A line that is a
 // shell `if` runs the command inside it.
 func TestQuickstart(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/quickstart.md")
+	doc, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
