@@ -102,9 +102,9 @@ func BenchmarkCheckCRM(b *testing.B) {
 			SubjectType: "user", SubjectID: datagen.UserID(rng.IntN(stats.Users))}
 	}
 	ctx := context.Background()
-	for _, conc := range []int{1, check.DefaultConcurrency} {
-		b.Run(fmt.Sprintf("fanout=%d", conc), func(b *testing.B) {
-			c := check.New(check.Options{Concurrency: conc})
+	for _, fanOut := range []int{1, 4} {
+		b.Run(fmt.Sprintf("fanout=%d", fanOut), func(b *testing.B) {
+			c := check.New(check.Options{FanOut: fanOut})
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				if _, err := c.Check(ctx, r, reqs[i%len(reqs)]); err != nil {

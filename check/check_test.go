@@ -209,7 +209,7 @@ func TestCycleCutIsNotMemoised(t *testing.T) {
 		"folder:b#parent@folder:a",
 		"folder:a#viewer@user:ann",
 	)
-	c := check.New(check.Options{Concurrency: 1})
+	c := check.New(check.Options{Concurrency: 1, FanOut: 1})
 	res := c.CheckBulk(context.Background(), f.reader(), []check.Request{
 		request(t, "folder:a#view@user:ann"),
 		request(t, "folder:b#view@user:ann"),
@@ -346,7 +346,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	f := newFixture(t, datagen.CRMSchema)
 	f.writeTuples(func(emit func(datagen.Tuple)) { datagen.CRM(datagen.CRMConfig{Scale: 0.02, Seed: 1}, emit) })
 	before := runtime.NumGoroutine()
-	c := check.New(check.Options{Concurrency: 8})
+	c := check.New(check.Options{Concurrency: 8, FanOut: 8})
 	r := f.reader()
 	var reqs []check.Request
 	for d := range 200 {
@@ -376,8 +376,8 @@ func TestConcurrencyAgrees(t *testing.T) {
 		reqs = append(reqs, request(t, fmt.Sprintf("deal:%s#view@user:%s", datagen.DealID(d), datagen.UserID(d%37))))
 		reqs = append(reqs, request(t, fmt.Sprintf("account:%s#edit@user:%s", datagen.AccountID(d), datagen.UserID(d%53))))
 	}
-	seq := check.New(check.Options{Concurrency: 1}).CheckBulk(context.Background(), r, reqs)
-	par := check.New(check.Options{Concurrency: 8}).CheckBulk(context.Background(), r, reqs)
+	seq := check.New(check.Options{Concurrency: 1, FanOut: 1}).CheckBulk(context.Background(), r, reqs)
+	par := check.New(check.Options{Concurrency: 8, FanOut: 8}).CheckBulk(context.Background(), r, reqs)
 	allowed := 0
 	for i := range reqs {
 		if seq[i].Err != nil || par[i].Err != nil {

@@ -64,8 +64,8 @@ type evaluation struct {
 
 func (c *Checker) newEvaluation(r *store.Reader, sch *schema.Schema, reqCtx map[string]any, explain bool) *evaluation {
 	ev := &evaluation{c: c, r: r, sch: sch, reqCtx: reqCtx, explain: explain}
-	ev.forks = make(chan struct{}, c.concurrency-1)
-	ev.mu.memo = make(map[key]outcome)
+	ev.forks = make(chan struct{}, c.fanOut-1)
+	ev.mu.memo = make(map[key]outcome, 64)
 	return ev
 }
 
