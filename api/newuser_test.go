@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
@@ -113,13 +114,9 @@ func TestNewUserMistakes(t *testing.T) {
 
 func TestUnimplementedAndHealth(t *testing.T) {
 	env := startServer(t, Options{})
-	stream, err := env.client.LookupResources(ctxT(t), &v1.LookupResourcesRequest{
-		ResourceObjectType: "deal", Permission: "view",
-		Subject: &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: "sato"}},
-	})
-	if err == nil {
-		_, err = stream.Recv()
-	}
+	// The experimental service is the one left unimplemented.
+	exp := v1.NewExperimentalServiceClient(rawConn(t, env.addr))
+	_, err := exp.ExperimentalReflectSchema(ctxT(t), &v1.ExperimentalReflectSchemaRequest{}, grpc.PerRPCCredentials(bearer(testKey)))
 	wantCode(t, err, codes.Unimplemented)
 
 	_, err = env.client.ReadSchema(ctxT(t), &v1.ReadSchemaRequest{})

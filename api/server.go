@@ -80,6 +80,8 @@ type Server struct {
 	health  *health.Server
 
 	stopOnce sync.Once
+	// stopping is closed when Stop begins, so that endless streams (Watch) end.
+	stopping chan struct{}
 }
 
 // New returns a Server with the services registered, ready to Serve.
@@ -109,6 +111,8 @@ func New(opts Options) (*Server, error) {
 		auth:    newAuthenticator(opts.PresharedKeys),
 		log:     opts.Logger,
 		health:  health.NewServer(),
+
+		stopping: make(chan struct{}),
 	}
 	if s.writer == nil {
 		s.writer = NewLocalWriter(opts.Store)
@@ -135,7 +139,7 @@ func New(opts Options) (*Server, error) {
 	s.grpc = grpc.NewServer(grpcOpts...)
 	v1.RegisterSchemaServiceServer(s.grpc, schemaService{Server: s})
 	v1.RegisterPermissionsServiceServer(s.grpc, permissionsService{Server: s})
-	v1.RegisterWatchServiceServer(s.grpc, v1.UnimplementedWatchServiceServer{})
+	v1.RegisterWatchServiceServer(s.grpc, watchService{Server: s})
 	v1.RegisterExperimentalServiceServer(s.grpc, v1.UnimplementedExperimentalServiceServer{})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -165,6 +169,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // closes it after Stop returns.
 func (s *Server) Stop(ctx context.Context) {
 	s.stopOnce.Do(func() {
+		close(s.stopping)
 		s.health.Shutdown()
 		done := make(chan struct{})
 		go func() {

@@ -14,12 +14,10 @@ import (
 // batchSize is how many relationships one Apply writes.
 const batchSize = 1000
 
-// pendingExpected is why expected relations are not evaluated yet.
-const pendingExpected = "expected relations need LookupSubjects, issue 5"
-
 // Run evaluates every document of f on a fresh in-memory store: the schema at revision 1,
 // the relationships (Touch, batches of 1000) at the following revisions, then each assertion
-// at the latest revision. A document whose schema or relationships fail to load counts as one
+// and each expected-relation block (compared with LookupSubjects' membership set) at the
+// latest revision. A document whose schema or relationships fail to load counts as one
 // failure and its assertions are not evaluated. The error is for a cancelled context or a
 // store that cannot be opened, never for a failing assertion.
 func Run(ctx context.Context, f *File, opts RunOptions) (*Report, error) {
@@ -40,11 +38,7 @@ func Run(ctx context.Context, f *File, opts RunOptions) (*Report, error) {
 }
 
 func runDocument(ctx context.Context, c *check.Checker, path string, doc *Document, rep *Report) error {
-	for _, er := range doc.ExpectedRelations {
-		rep.Pending++
-		rep.Pendings = append(rep.Pendings, Pending{File: path, Line: er.Line, Text: "validation " + er.Resource.String(), Reason: pendingExpected})
-	}
-	if doc.Schema == "" && len(doc.Relationships) == 0 && len(doc.Assertions) == 0 {
+	if doc.Schema == "" && len(doc.Relationships) == 0 && len(doc.Assertions) == 0 && len(doc.ExpectedRelations) == 0 {
 		return nil
 	}
 
@@ -52,7 +46,7 @@ func runDocument(ctx context.Context, c *check.Checker, path string, doc *Docume
 	if err != nil {
 		return fmt.Errorf("validation: opening an in-memory store: %w", err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }() // in memory: nothing to lose
 
 	if loadErr := load(st, path, doc); loadErr != nil {
 		rep.Failed++
@@ -89,6 +83,17 @@ func runDocument(ctx context.Context, c *check.Checker, path string, doc *Docume
 		}
 		rep.Failed++
 		rep.Failures = append(rep.Failures, Failure{File: path, Line: a.Line, Text: a.Kind.String() + " " + a.Text, Got: got, Want: want.String()})
+	}
+	for _, er := range doc.ExpectedRelations {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if f := expectRelation(ctx, c, rd, path, er); f != nil {
+			rep.Failed++
+			rep.Failures = append(rep.Failures, *f)
+			continue
+		}
+		rep.Passed++
 	}
 	return nil
 }

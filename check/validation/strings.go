@@ -50,7 +50,7 @@ func parseContext(s string) (map[string]any, error) {
 	dec := json.NewDecoder(strings.NewReader(s))
 	var ctx map[string]any
 	if err := dec.Decode(&ctx); err != nil {
-		return nil, fmt.Errorf("caveat context after `with` is not a JSON object: %v", err)
+		return nil, fmt.Errorf("caveat context after `with` is not a JSON object: %w", err)
 	}
 	if ctx == nil {
 		return nil, errors.New("caveat context after `with` is not a JSON object: null")

@@ -28,7 +28,7 @@ func (c *cli) connect() (*authzed.Client, error) {
 	if token == "" {
 		b, err := os.ReadFile(filepath.Join(c.dataDir, keyFile))
 		if err != nil {
-			return nil, fmt.Errorf("no token: pass --token or set KENGEN_TOKEN (no key found in %s: %v)", c.dataDir, errors.Unwrap(err))
+			return nil, fmt.Errorf("no token: pass --token or set KENGEN_TOKEN (no key found in %s: %w)", c.dataDir, errors.Unwrap(err))
 		}
 		token = strings.TrimSpace(string(b))
 	}

@@ -50,5 +50,6 @@ Client commands find the server with --endpoint or KENGEN_ENDPOINT and the token
 	f.BoolVar(&c.json, "json", false, "print machine-readable JSON (the Authzed API's JSON form)")
 
 	root.AddCommand(newServeCmd(c), newSchemaCmd(c), newRelationshipCmd(c), newCheckCmd(c))
+	root.AddCommand(newValidateCmd(c), newImportCmd(c), newExportCmd(c), newLookupCmd(c))
 	return root
 }

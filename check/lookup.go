@@ -1,0 +1,592 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/kengen/kengen/schema"
+	"github.com/kengen/kengen/store"
+)
+
+// Lookups in both directions work in two steps. A walk over the relationships gathers
+// candidates, a superset of the answer: forwards from the resource through every branch of
+// the rewrites for LookupSubjects, backwards from the subject through the reverse index for
+// LookupResources. Then CheckBulk decides each candidate, so that a lookup agrees with Check by
+// construction on intersections, exclusions, caveats, expiration and cycles; the walk only has
+// to be sure never to miss a subject or resource that Check would admit. Each candidate is a
+// check of its own, not an item of CheckBulk (see confirm).
+
+// node is one userset on the walk: typ:id#relation, relation "" for a plain object.
+type node struct {
+	typ, id, relation string
+}
+
+// lookupSubjects answers LookupSubjects; see the front door.
+func (c *Checker) lookupSubjects(ctx context.Context, r *store.Reader, req SubjectsRequest) ([]FoundSubject, error) {
+	sch := r.Schema()
+	if sch == nil {
+		return nil, fmt.Errorf("%w: write a schema before looking up subjects", ErrNoSchema)
+	}
+	if err := validateSubjectsRequest(sch, &req); err != nil {
+		return nil, err
+	}
+	wantRel := normaliseRelation(req.SubjectRelation)
+	everyType := req.SubjectType == ""
+
+	// Walk forwards from the resource, collecting the subjects of relationships (the candidate
+	// subjects) and the types whose wildcard was met.
+	seen := make(map[node]bool)
+	candidates := make(map[node]bool)
+	wildcards := make(map[string]bool)
+	stack := []node{{req.ResourceType, req.ResourceID, req.Permission}}
+	seen[stack[0]] = true
+	push := func(n node) {
+		if !seen[n] {
+			seen[n] = true
+			stack = append(stack, n)
+		}
+	}
+	for steps := 0; len(stack) > 0; steps++ {
+		if steps%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if !everyType && n.relation != "" && n.typ == req.SubjectType && n.relation == wantRel {
+			// A userset is a member of itself, so every userset on the walk is a candidate.
+			candidates[n] = true
+		}
+		rel := sch.Namespace(n.typ).Relation(n.relation)
+		if rel == nil {
+			continue
+		}
+		if !rel.IsPermission {
+			err := r.Subjects(n.typ, n.id, n.relation, func(t *store.Relationship) bool {
+				s := node{t.SubjectType, t.SubjectID, normaliseRelation(t.SubjectRelation)}
+				switch {
+				case s.id == store.Wildcard:
+					wildcards[s.typ] = true
+				case s.relation == "":
+					candidates[s] = true
+				default:
+					candidates[s] = true
+					push(s)
+				}
+				return true
+			})
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var walkErr error
+		eachRewrite(rel.Rewrite, true, func(rw *schema.Rewrite) {
+			switch rw.Kind {
+			case schema.RewriteComputedUserset:
+				push(node{n.typ, n.id, rw.Relation})
+			case schema.RewriteTupleToUserset:
+				err := r.Subjects(n.typ, n.id, rw.Tupleset, func(t *store.Relationship) bool {
+					if t.SubjectID != store.Wildcard && sch.Namespace(t.SubjectType).Relation(rw.Relation) != nil {
+						push(node{t.SubjectType, t.SubjectID, rw.Relation})
+					}
+					return true
+				})
+				if err != nil && walkErr == nil {
+					walkErr = err
+				}
+			}
+		})
+		if walkErr != nil {
+			return nil, walkErr
+		}
+	}
+
+	// Keep the candidates of the requested kind, and add one probe per wildcard type: an id
+	// that no relationship on the walk names stands for every such id.
+	var subjects []node
+	byType := make(map[string]map[string]bool)
+	for s := range candidates {
+		if !everyType && (s.typ != req.SubjectType || s.relation != wantRel) {
+			continue
+		}
+		subjects = append(subjects, s)
+		if s.relation == "" {
+			if byType[s.typ] == nil {
+				byType[s.typ] = make(map[string]bool)
+			}
+			byType[s.typ][s.id] = true
+		}
+	}
+	sortNodes(subjects)
+	var wildTypes []string
+	for typ := range wildcards {
+		if everyType || (typ == req.SubjectType && wantRel == "") {
+			wildTypes = append(wildTypes, typ)
+		}
+	}
+	sort.Strings(wildTypes)
+	probes := make(map[string]string, len(wildTypes))
+	for _, typ := range wildTypes {
+		probes[typ] = probeID(byType[typ])
+	}
+
+	reqs := make([]Request, 0, len(subjects)+len(wildTypes))
+	for _, s := range subjects {
+		reqs = append(reqs, Request{ResourceType: req.ResourceType, ResourceID: req.ResourceID, Permission: req.Permission,
+			SubjectType: s.typ, SubjectID: s.id, SubjectRelation: s.relation, Context: req.Context})
+	}
+	for _, typ := range wildTypes {
+		reqs = append(reqs, Request{ResourceType: req.ResourceType, ResourceID: req.ResourceID, Permission: req.Permission,
+			SubjectType: typ, SubjectID: probes[typ], Context: req.Context})
+	}
+	results := c.confirm(ctx, r, reqs)
+	for _, res := range results {
+		if res.Err != nil {
+			return nil, res.Err
+		}
+	}
+
+	var out []FoundSubject
+	membership := make(map[node]Result, len(subjects))
+	for i, s := range subjects {
+		res := results[i].Result
+		membership[s] = res
+		if res.Membership != NoPermission {
+			out = append(out, FoundSubject{Type: s.typ, ID: s.id, Relation: s.relation, Membership: res.Membership, MissingParams: res.MissingParams})
+		}
+	}
+	for j, typ := range wildTypes {
+		res := results[len(subjects)+j].Result
+		if res.Membership == NoPermission {
+			continue
+		}
+		// The wildcard covers every id of its type but those whose answer differs from it
+		// downwards: no permission, or conditional where the wildcard is unconditional.
+		var excluded []string
+		for id := range byType[typ] {
+			m := membership[node{typ, id, ""}].Membership
+			if m == NoPermission || (m == ConditionalPermission && res.Membership == HasPermission) {
+				excluded = append(excluded, id)
+			}
+		}
+		sort.Strings(excluded)
+		out = append(out, FoundSubject{Type: typ, ID: store.Wildcard, Membership: res.Membership, MissingParams: res.MissingParams, Excluded: excluded})
+	}
+	sort.Slice(out, func(i, j int) bool { return lessSubject(out[i], out[j]) })
+	return out, nil
+}
+
+func lessSubject(a, b FoundSubject) bool {
+	if a.Type != b.Type {
+		return a.Type < b.Type
+	}
+	if a.Relation != b.Relation {
+		return a.Relation < b.Relation
+	}
+	return a.ID < b.ID
+}
+
+func sortNodes(ns []node) {
+	sort.Slice(ns, func(i, j int) bool {
+		a, b := ns[i], ns[j]
+		if a.typ != b.typ {
+			return a.typ < b.typ
+		}
+		if a.relation != b.relation {
+			return a.relation < b.relation
+		}
+		return a.id < b.id
+	})
+}
+
+// probeID returns an id that is not in taken.
+func probeID(taken map[string]bool) string {
+	for i := 0; ; i++ {
+		id := "kengen_wildcard_probe"
+		if i > 0 {
+			id += "_" + strconv.Itoa(i)
+		}
+		if !taken[id] {
+			return id
+		}
+	}
+}
+
+// eachRewrite calls fn on every node of rw. With subtracted false it skips the subtracted
+// side of exclusions, which can never make a subject a member.
+func eachRewrite(rw *schema.Rewrite, subtracted bool, fn func(*schema.Rewrite)) {
+	if rw == nil {
+		return
+	}
+	fn(rw)
+	for i, ch := range rw.Children {
+		if rw.Kind == schema.RewriteExclusion && i > 0 && !subtracted {
+			break
+		}
+		eachRewrite(ch, subtracted, fn)
+	}
+}
+
+func validateSubjectsRequest(sch *schema.Schema, req *SubjectsRequest) error {
+	switch {
+	case req.ResourceType == "":
+		return fmt.Errorf("%w: resource type is empty", ErrInvalidRequest)
+	case req.ResourceID == "" || req.ResourceID == store.Wildcard:
+		return fmt.Errorf("%w: resource id %q: name one concrete resource", ErrInvalidRequest, req.ResourceID)
+	case req.Permission == "":
+		return fmt.Errorf("%w: permission is empty", ErrInvalidRequest)
+	case req.SubjectType == "" && req.SubjectRelation != "":
+		return fmt.Errorf("%w: subject relation %q without a subject type", ErrInvalidRequest, req.SubjectRelation)
+	}
+	ns := sch.Namespace(req.ResourceType)
+	if ns == nil {
+		return fmt.Errorf("%w: resource type %q is not defined in the schema", ErrUnknownDefinition, req.ResourceType)
+	}
+	if ns.Relation(req.Permission) == nil {
+		return fmt.Errorf("%w: %s has no relation or permission %q", ErrUnknownRelation, req.ResourceType, req.Permission)
+	}
+	if req.SubjectType == "" {
+		return nil
+	}
+	sns := sch.Namespace(req.SubjectType)
+	if sns == nil {
+		return fmt.Errorf("%w: subject type %q is not defined in the schema", ErrUnknownDefinition, req.SubjectType)
+	}
+	if rel := normaliseRelation(req.SubjectRelation); rel != "" && sns.Relation(rel) == nil {
+		return fmt.Errorf("%w: subject type %s has no relation or permission %q", ErrUnknownRelation, req.SubjectType, rel)
+	}
+	return nil
+}
+
+// lookupResources answers LookupResources; see the front door.
+func (c *Checker) lookupResources(ctx context.Context, r *store.Reader, req ResourcesRequest) ([]FoundResource, error) {
+	sch := r.Schema()
+	if sch == nil {
+		return nil, fmt.Errorf("%w: write a schema before looking up resources", ErrNoSchema)
+	}
+	probe := Request{ResourceType: req.ResourceType, ResourceID: "x", Permission: req.Permission,
+		SubjectType: req.SubjectType, SubjectID: req.SubjectID, SubjectRelation: req.SubjectRelation}
+	if err := validate(sch, &probe); err != nil {
+		return nil, err
+	}
+	ck := candidateKey{sch: sch, rev: r.Revision(), resType: req.ResourceType, permission: req.Permission,
+		subject: node{req.SubjectType, req.SubjectID, normaliseRelation(req.SubjectRelation)}}
+	cands, ok := c.candidates.get(ck)
+	if !ok {
+		var err error
+		if cands, err = resourceCandidates(ctx, r, sch, req); err != nil {
+			return nil, err
+		}
+		c.candidates.put(ck, cands)
+	}
+	if req.After != "" {
+		cands = cands[sort.Search(len(cands), func(i int) bool { return cands[i].id > req.After }):]
+	}
+
+	// Candidates reached only through unions of uncaveated relationships are members; the
+	// others are confirmed with Check, in id order, a chunk at a time, until the limit.
+	var out []FoundResource
+	full := func() bool { return req.Limit > 0 && len(out) >= req.Limit }
+	for len(cands) > 0 && !full() {
+		n := len(cands)
+		if req.Limit > 0 {
+			n = min(n, max(2*(req.Limit-len(out)), 64))
+		}
+		var reqs []Request
+		for _, cd := range cands[:n] {
+			if !cd.certain {
+				reqs = append(reqs, Request{ResourceType: req.ResourceType, ResourceID: cd.id, Permission: req.Permission,
+					SubjectType: req.SubjectType, SubjectID: req.SubjectID, SubjectRelation: req.SubjectRelation, Context: req.Context})
+			}
+		}
+		results := c.confirm(ctx, r, reqs)
+		j := 0
+		for _, cd := range cands[:n] {
+			if full() {
+				break
+			}
+			if cd.certain {
+				out = append(out, FoundResource{ID: cd.id, Membership: HasPermission})
+				continue
+			}
+			res := results[j]
+			j++
+			if res.Err != nil {
+				return nil, res.Err
+			}
+			if res.Result.Membership != NoPermission {
+				out = append(out, FoundResource{ID: cd.id, Membership: res.Result.Membership, MissingParams: res.Result.MissingParams})
+			}
+		}
+		cands = cands[n:]
+	}
+	return out, nil
+}
+
+// candidate is a resource the reverse walk reached. certain says it was reached through
+// uncaveated relationships and union positions of rewrites only, so it is a member for sure.
+type candidate struct {
+	id      string
+	certain bool
+}
+
+// resourceCandidates walks backwards from the subject (and its type's wildcard) to every
+// userset that may contain it, and returns those of the requested type and permission,
+// sorted by id.
+func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema, req ResourcesRequest) ([]candidate, error) {
+	g := newReverseGraph(sch)
+	subjRel := normaliseRelation(req.SubjectRelation)
+	// certain[n] is false for a node reached only through an intersection, an exclusion, an
+	// all-arrow or a caveat; a node first reached uncertain and later certain is walked again,
+	// so certainty spreads (each node is walked at most twice).
+	certain := make(map[node]bool)
+	type item struct {
+		n       node
+		certain bool
+	}
+	var stack []item
+	push := func(n node, sure bool) {
+		was, seen := certain[n]
+		if !seen || (sure && !was) {
+			certain[n] = sure
+			stack = append(stack, item{n, sure})
+		}
+	}
+	push(node{req.SubjectType, req.SubjectID, subjRel}, true)
+	if subjRel == "" {
+		push(node{req.SubjectType, store.Wildcard, ""}, true)
+	}
+	for steps := 0; len(stack) > 0; steps++ {
+		if steps%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		n, sure := it.n, it.certain
+		// Relationships whose subject is n.
+		for _, d := range g.direct[directKey{n.typ, n.relation, n.id == store.Wildcard}] {
+			err := r.Resources(n.typ, n.id, n.relation, d.resType, d.relation, func(t *store.Relationship) bool {
+				push(node{t.ResourceType, t.ResourceID, t.Relation}, sure && t.Caveat == "")
+				return true
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		if n.relation == "" || n.id == store.Wildcard {
+			continue
+		}
+		// Permissions on the same object that name n's relation.
+		for _, p := range g.computed[[2]string{n.typ, n.relation}] {
+			push(node{n.typ, n.id, p.permission}, sure && p.union)
+		}
+		// Arrows whose tupleset holds n's object and whose target is n's relation.
+		for _, a := range g.arrows[n.relation] {
+			for _, subjRel := range a.subjectRelations[n.typ] {
+				err := r.Resources(n.typ, n.id, subjRel, a.resType, a.tupleset, func(t *store.Relationship) bool {
+					push(node{t.ResourceType, t.ResourceID, a.permission}, sure && a.union && t.Caveat == "")
+					return true
+				})
+				if err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	var out []candidate
+	for n, sure := range certain {
+		if n.typ == req.ResourceType && n.relation == req.Permission && n.id != store.Wildcard {
+			out = append(out, candidate{n.id, sure})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out, nil
+}
+
+// candidateKey identifies one reverse walk: the store (through its compiled schema, which
+// no two stores share), the revision, and what was asked.
+type candidateKey struct {
+	sch                 *schema.Schema
+	rev                 store.Revision
+	resType, permission string
+	subject             node
+}
+
+// candidateCache keeps the candidates of the last few reverse walks, so that the pages of
+// one listing, fetched at the same revision, walk once: a page then costs a search and the
+// checks of its own candidates. It holds at most maxCachedCandidates ids in all.
+type candidateCache struct {
+	mu struct {
+		sync.Mutex
+		entries map[candidateKey][]candidate
+		order   []candidateKey // oldest first
+		size    int
+	}
+}
+
+const maxCachedCandidates = 2_000_000
+
+func newCandidateCache() *candidateCache {
+	cc := &candidateCache{}
+	cc.mu.entries = make(map[candidateKey][]candidate)
+	return cc
+}
+
+func (cc *candidateCache) get(k candidateKey) ([]candidate, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	v, ok := cc.mu.entries[k]
+	return v, ok
+}
+
+func (cc *candidateCache) put(k candidateKey, v []candidate) {
+	if len(v) > maxCachedCandidates/4 {
+		return
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if _, ok := cc.mu.entries[k]; ok {
+		return
+	}
+	for cc.mu.size+len(v) > maxCachedCandidates || len(cc.mu.order) >= 64 {
+		old := cc.mu.order[0]
+		cc.mu.order = cc.mu.order[1:]
+		cc.mu.size -= len(cc.mu.entries[old])
+		delete(cc.mu.entries, old)
+	}
+	cc.mu.entries[k] = v
+	cc.mu.order = append(cc.mu.order, k)
+	cc.mu.size += len(v)
+}
+
+// confirm checks each candidate on its own, as Check would: CheckBulk shares sub-problems
+// between items, and where the data holds a cycle through an exclusion the answer may depend
+// on which item evaluated a shared sub-problem first, so a bulk answer could differ from
+// Check's. Up to Options.Concurrency checks run at once.
+func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) []BulkResult {
+	results := make([]BulkResult, len(reqs))
+	workers := min(c.concurrency, len(reqs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				res, err := c.Check(ctx, r, reqs[i])
+				results[i] = BulkResult{Result: res, Err: err}
+			}
+		}()
+	}
+	for i := range reqs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return results
+}
+
+// reverseGraph indexes a schema backwards: which relations may hold a kind of subject, which
+// permissions name a relation, which arrows lead to it.
+type reverseGraph struct {
+	direct   map[directKey][]directEdge
+	computed map[[2]string][]computedEdge // (type, relation) → permissions of that type naming it
+	arrows   map[string][]arrowEdge       // target relation name → arrows
+}
+
+type directKey struct {
+	subjType, subjRel string
+	wildcard          bool
+}
+
+type directEdge struct{ resType, relation string }
+
+// computedEdge is a permission that names a relation. union is true when some mention sits
+// in a union position (reached from the root through unions only), so that a member of the
+// relation is a member of the permission.
+type computedEdge struct {
+	permission string
+	union      bool
+}
+
+type arrowEdge struct {
+	resType, tupleset, permission string
+	// union is true for an any-arrow in a union position.
+	union bool
+	// subjectRelations maps a subject type the tupleset allows to its subject relations.
+	subjectRelations map[string][]string
+}
+
+func newReverseGraph(sch *schema.Schema) *reverseGraph {
+	g := &reverseGraph{direct: make(map[directKey][]directEdge), computed: make(map[[2]string][]computedEdge), arrows: make(map[string][]arrowEdge)}
+	for _, ns := range sch.Namespaces {
+		for _, rel := range ns.Relations {
+			if !rel.IsPermission {
+				seen := make(map[directKey]bool)
+				for _, a := range rel.AllowedSubjects {
+					k := directKey{a.Type, a.Relation, a.Wildcard}
+					if !seen[k] {
+						seen[k] = true
+						g.direct[k] = append(g.direct[k], directEdge{ns.Name, rel.Name})
+					}
+				}
+				continue
+			}
+			named := make(map[string]bool) // relation → some mention in a union position
+			var walk func(rw *schema.Rewrite, union bool)
+			walk = func(rw *schema.Rewrite, union bool) {
+				switch rw.Kind {
+				case schema.RewriteComputedUserset:
+					named[rw.Relation] = named[rw.Relation] || union
+				case schema.RewriteTupleToUserset:
+					ts := ns.Relation(rw.Tupleset)
+					if ts == nil {
+						return
+					}
+					e := arrowEdge{resType: ns.Name, tupleset: rw.Tupleset, permission: rel.Name,
+						union: union && rw.Func == schema.ArrowAny, subjectRelations: make(map[string][]string)}
+					for _, a := range ts.AllowedSubjects {
+						if a.Wildcard || contains(e.subjectRelations[a.Type], a.Relation) {
+							continue
+						}
+						e.subjectRelations[a.Type] = append(e.subjectRelations[a.Type], a.Relation)
+					}
+					g.arrows[rw.Relation] = append(g.arrows[rw.Relation], e)
+				case schema.RewriteUnion:
+					for _, ch := range rw.Children {
+						walk(ch, union)
+					}
+				case schema.RewriteIntersection:
+					for _, ch := range rw.Children {
+						walk(ch, false)
+					}
+				case schema.RewriteExclusion:
+					// The subtracted side can never make a subject a member.
+					walk(rw.Children[0], false)
+				}
+			}
+			walk(rel.Rewrite, true)
+			for name, union := range named {
+				k := [2]string{ns.Name, name}
+				g.computed[k] = append(g.computed[k], computedEdge{rel.Name, union})
+			}
+		}
+	}
+	return g
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

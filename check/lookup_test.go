@@ -1,0 +1,384 @@
+package check_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kengen/kengen/bench/datagen"
+	"github.com/kengen/kengen/check"
+	"github.com/kengen/kengen/store"
+)
+
+const lookupSchema = `
+caveat positive(x int) { x > 0 }
+
+definition user {}
+
+definition group {
+	relation member: user | user:* | group#member
+	relation banned: user
+	permission allowed = member - banned
+}
+
+definition document {
+	relation viewer: user | user:* | group#member | user with positive
+	relation banned: user
+	relation owner: user
+	relation group: group
+	relation parent: document
+	permission view = (viewer + parent->view) - banned
+	permission edit = owner & group->allowed
+}
+`
+
+// TestLookupSubjectsShapes pins the shape of the answers: wildcards with their exclusions,
+// conditional subjects with their missing parameters, usersets.
+func TestLookupSubjectsShapes(t *testing.T) {
+	f := newFixture(t, lookupSchema,
+		"document:1#viewer@user:*",
+		"document:1#viewer@user:tom",
+		"document:1#banned@user:fred",
+		"document:1#viewer@user:sarah[positive]",
+		"document:1#viewer@group:eng#member",
+		"group:eng#member@user:amy",
+		"group:eng#member@group:eng#member",
+		"document:2#parent@document:1",
+		"document:2#owner@user:amy",
+		"document:2#group@group:eng",
+		"document:3#viewer@user:sarah[positive]",
+		"document:3#viewer@user:*",
+		"document:3#banned@user:sarah",
+		"document:4#viewer@user:sarah[positive]",
+	)
+	r := f.reader()
+	c := check.New(check.Options{})
+	ctx := context.Background()
+
+	got, err := c.LookupSubjects(ctx, r, check.SubjectsRequest{ResourceType: "document", ResourceID: "1", Permission: "view", SubjectType: "user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sarah's caveated relationship does not matter: the wildcard admits her anyway.
+	want := []string{"user:* - [fred] has permission", "user:amy has permission", "user:sarah has permission", "user:tom has permission"}
+	if s := subjectStrings(got); !reflect.DeepEqual(s, want) {
+		t.Errorf("LookupSubjects(document:1#view, user) = %q, want %q", s, want)
+	}
+
+	got, err = c.LookupSubjects(ctx, r, check.SubjectsRequest{ResourceType: "document", ResourceID: "1", Permission: "view"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"group:eng#member has permission", "user:* - [fred] has permission", "user:amy has permission", "user:sarah has permission", "user:tom has permission"}
+	if s := subjectStrings(got); !reflect.DeepEqual(s, want) {
+		t.Errorf("LookupSubjects(document:1#view, every type) = %q, want %q", s, want)
+	}
+
+	for id, want := range map[string][]string{
+		"3": {"user:* - [sarah] has permission"},
+		"4": {"user:sarah conditional [x]"},
+	} {
+		got, err = c.LookupSubjects(ctx, r, check.SubjectsRequest{ResourceType: "document", ResourceID: id, Permission: "view", SubjectType: "user"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := subjectStrings(got); !reflect.DeepEqual(s, want) {
+			t.Errorf("LookupSubjects(document:%s#view, user) = %q, want %q", id, s, want)
+		}
+	}
+
+	res, err := c.LookupResources(ctx, r, check.ResourcesRequest{ResourceType: "document", Permission: "view", SubjectType: "user", SubjectID: "anyone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || res[0].ID != "1" || res[1].ID != "2" || res[2].ID != "3" {
+		t.Errorf("LookupResources(document#view, user:anyone) = %+v, want documents 1, 2 and 3 through the wildcards and the parent", res)
+	}
+	res, err = c.LookupResources(ctx, r, check.ResourcesRequest{ResourceType: "document", Permission: "edit", SubjectType: "user", SubjectID: "amy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].ID != "2" {
+		t.Errorf("LookupResources(document#edit, user:amy) = %+v, want document 2", res)
+	}
+	if _, err := c.LookupSubjects(ctx, r, check.SubjectsRequest{ResourceType: "document", ResourceID: "1", Permission: "nope", SubjectType: "user"}); err == nil {
+		t.Error("LookupSubjects with an unknown permission succeeded")
+	}
+}
+
+func subjectStrings(found []check.FoundSubject) []string {
+	var out []string
+	for _, s := range found {
+		text := s.Type + ":" + s.ID
+		if s.Relation != "" {
+			text += "#" + s.Relation
+		}
+		if len(s.Excluded) > 0 {
+			text += fmt.Sprintf(" - %v", s.Excluded)
+		}
+		text += " " + s.Membership.String()
+		if len(s.MissingParams) > 0 {
+			text += fmt.Sprintf(" %v", s.MissingParams)
+		}
+		out = append(out, text)
+	}
+	return out
+}
+
+// TestLookupsAgreeWithCheck generates random schemas and relationships (unions,
+// intersections, exclusions, wildcards, arrows, nested and cyclic groups, caveats) and checks
+// that both lookups return exactly what Check answers over every object.
+func TestLookupsAgreeWithCheck(t *testing.T) {
+	seeds := 150
+	if testing.Short() {
+		seeds = 30
+	}
+	for seed := range seeds {
+		rng := rand.New(rand.NewSource(int64(seed)))
+		schemaText := randomSchema(rng)
+		f := newFixture(t, schemaText, randomRelationships(rng)...)
+		r := f.reader()
+		c := check.New(check.Options{Concurrency: 1})
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("seed %d: %s\nschema:%s", seed, fmt.Sprintf(format, args...), schemaText)
+		}
+		users := append(universe("user", 5), "never_named")
+		docs, groups := universe("doc", 5), universe("group", 3)
+		for _, perm := range []string{"perm0", "perm1", "perm2"} {
+			// LookupSubjects, users and group usersets.
+			for _, d := range docs {
+				found, err := c.LookupSubjects(context.Background(), r, check.SubjectsRequest{ResourceType: "doc", ResourceID: d, Permission: perm, SubjectType: "user"})
+				if err != nil {
+					fail("LookupSubjects(doc:%s#%s): %v", d, perm, err)
+				}
+				for _, u := range users {
+					want := mustCheck(t, c, r, check.Request{ResourceType: "doc", ResourceID: d, Permission: perm, SubjectType: "user", SubjectID: u})
+					if got := membershipIn(found, u); got != want {
+						fail("doc:%s#%s@user:%s: lookup says %v, check says %v; lookup %q", d, perm, u, got, want, subjectStrings(found))
+					}
+				}
+				found, err = c.LookupSubjects(context.Background(), r, check.SubjectsRequest{ResourceType: "doc", ResourceID: d, Permission: perm, SubjectType: "group", SubjectRelation: "member"})
+				if err != nil {
+					fail("LookupSubjects(doc:%s#%s, group#member): %v", d, perm, err)
+				}
+				for _, g := range groups {
+					want := mustCheck(t, c, r, check.Request{ResourceType: "doc", ResourceID: d, Permission: perm, SubjectType: "group", SubjectID: g, SubjectRelation: "member"})
+					if got := membershipIn(found, g); got != want {
+						fail("doc:%s#%s@group:%s#member: lookup says %v, check says %v", d, perm, g, got, want)
+					}
+				}
+			}
+			// LookupResources, for users and group usersets.
+			type subj struct{ typ, id, rel string }
+			var subjects []subj
+			for _, u := range users {
+				subjects = append(subjects, subj{"user", u, ""})
+			}
+			for _, g := range groups {
+				subjects = append(subjects, subj{"group", g, "member"})
+			}
+			for _, s := range subjects {
+				found, err := c.LookupResources(context.Background(), r, check.ResourcesRequest{ResourceType: "doc", Permission: perm, SubjectType: s.typ, SubjectID: s.id, SubjectRelation: s.rel})
+				if err != nil {
+					fail("LookupResources(doc#%s, %v): %v", perm, s, err)
+				}
+				// Pages of two, resumed after the last id, concatenate to the whole answer.
+				var paged []check.FoundResource
+				for after := ""; ; {
+					page, err := c.LookupResources(context.Background(), r, check.ResourcesRequest{ResourceType: "doc", Permission: perm,
+						SubjectType: s.typ, SubjectID: s.id, SubjectRelation: s.rel, After: after, Limit: 2})
+					if err != nil {
+						fail("LookupResources page after %q: %v", after, err)
+					}
+					paged = append(paged, page...)
+					if len(page) < 2 {
+						break
+					}
+					after = page[len(page)-1].ID
+				}
+				if !reflect.DeepEqual(paged, found) {
+					fail("LookupResources(doc#%s, %v) in pages of 2 = %+v, want %+v", perm, s, paged, found)
+				}
+				got := make(map[string]check.Membership)
+				for _, fr := range found {
+					got[fr.ID] = fr.Membership
+				}
+				for _, d := range docs {
+					want := mustCheck(t, c, r, check.Request{ResourceType: "doc", ResourceID: d, Permission: perm, SubjectType: s.typ, SubjectID: s.id, SubjectRelation: s.rel})
+					if got[d] != want {
+						fail("LookupResources(doc#%s, %v): doc:%s is %v, check says %v", perm, s, d, got[d], want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func universe(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return out
+}
+
+func mustCheck(t *testing.T, c *check.Checker, r *store.Reader, req check.Request) check.Membership {
+	t.Helper()
+	res, err := c.Check(context.Background(), r, req)
+	if err != nil {
+		t.Fatalf("Check(%+v): %v", req, err)
+	}
+	return res.Membership
+}
+
+// membershipIn reads a LookupSubjects answer as a client does: an id found on its own, else
+// its type's wildcard unless that excludes it, else no permission.
+func membershipIn(found []check.FoundSubject, id string) check.Membership {
+	for _, s := range found {
+		if s.ID == id {
+			return s.Membership
+		}
+	}
+	for _, s := range found {
+		if s.ID == store.Wildcard {
+			for _, x := range s.Excluded {
+				if x == id {
+					return check.NoPermission
+				}
+			}
+			return s.Membership
+		}
+	}
+	return check.NoPermission
+}
+
+// randomSchema draws three permissions over fixed relations; p_i may use p_j for j < i, and
+// arrows over `parent` may name any permission, cycles included.
+func randomSchema(rng *rand.Rand) string {
+	var b strings.Builder
+	b.WriteString(`
+caveat positive(x int) { x > 0 }
+definition user {}
+definition group {
+	relation member: user | user:* | group#member | user with positive
+	relation banned: user
+	permission allowed = ` + randomExpr(rng, []string{"member", "banned"}, 1) + `
+}
+definition doc {
+	relation rel1: user | user:* | group#member
+	relation rel2: user | group#member | user with positive
+	relation rel3: user | user:*
+	relation parent: doc
+	relation grp: group
+`)
+	leaves := []string{"rel1", "rel2", "rel3", "grp->allowed", "grp->member", "parent->perm0", "parent->perm1", "parent->perm2", "parent.all(perm0)"}
+	for i := range 3 {
+		fmt.Fprintf(&b, "\tpermission perm%d = %s\n", i, randomExpr(rng, leaves, 2))
+		leaves = append(leaves, fmt.Sprintf("perm%d", i))
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func randomExpr(rng *rand.Rand, leaves []string, depth int) string {
+	if depth == 0 || rng.Intn(3) == 0 {
+		return leaves[rng.Intn(len(leaves))]
+	}
+	op := []string{" + ", " & ", " - "}[rng.Intn(3)]
+	return "(" + randomExpr(rng, leaves, depth-1) + op + randomExpr(rng, leaves, depth-1) + ")"
+}
+
+func randomRelationships(rng *rand.Rand) []string {
+	seen := make(map[string]bool)
+	var out []string
+	add := func(s string) {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	user := func() string {
+		if rng.Intn(8) == 0 {
+			return "user:*"
+		}
+		return fmt.Sprintf("user:user%d", rng.Intn(5))
+	}
+	concrete := func() string { return fmt.Sprintf("user:user%d", rng.Intn(5)) }
+	for range 10 + rng.Intn(25) {
+		d, g := fmt.Sprintf("doc%d", rng.Intn(5)), fmt.Sprintf("group%d", rng.Intn(3))
+		switch rng.Intn(10) {
+		case 0:
+			add("doc:" + d + "#rel1@" + user())
+		case 1:
+			add(fmt.Sprintf("doc:%s#rel1@group:group%d#member", d, rng.Intn(3)))
+		case 2:
+			add("doc:" + d + "#rel2@" + concrete())
+		case 3:
+			add("doc:" + d + "#rel2@" + concrete() + "[positive]")
+		case 4:
+			add("doc:" + d + "#rel3@" + user())
+		case 5:
+			add(fmt.Sprintf("doc:%s#parent@doc:doc%d", d, rng.Intn(5)))
+		case 6:
+			add("doc:" + d + "#grp@group:" + g)
+		case 7:
+			add("group:" + g + "#member@" + user())
+		case 8:
+			add(fmt.Sprintf("group:%s#member@group:group%d#member", g, rng.Intn(3)))
+		case 9:
+			if rng.Intn(2) == 0 {
+				add("group:" + g + "#banned@" + concrete())
+			} else {
+				add("group:" + g + "#member@" + concrete() + "[positive]")
+			}
+		}
+	}
+	// Keep only one caveated or plain form of each relationship: the store keys them alike.
+	byKey := make(map[string]string)
+	var final []string
+	for _, s := range out {
+		k, _, _ := strings.Cut(s, "[")
+		if _, dup := byKey[k]; dup {
+			continue
+		}
+		byKey[k] = s
+		final = append(final, s)
+	}
+	return final
+}
+
+// BenchmarkLookupResourcesCRM lists the deals a user may view on the CRM dataset (150,000
+// deals at scale 1; see bench_test.go): a member of the root role, who sees every deal a
+// role owns, and an ordinary user who sees a few dozen. Each iteration uses a new Checker,
+// so the reverse walk is not cached.
+func BenchmarkLookupResourcesCRM(b *testing.B) {
+	st, stats := crmStore(b)
+	r, err := st.Reader(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	var root string
+	if err := r.Subjects("role", datagen.RoleID(0), "member", func(t *store.Relationship) bool { root = t.SubjectID; return false }); err != nil || root == "" {
+		b.Fatalf("no member of the root role: %v", err)
+	}
+	b.Logf("dataset: %d deals, %d relationships", stats.Deals, stats.Relationships)
+	for _, tc := range []struct{ name, user string }{{"everything", root}, {"few", datagen.UserID(stats.Users / 2)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				found, err := check.New(check.Options{}).LookupResources(context.Background(), r, check.ResourcesRequest{
+					ResourceType: "deal", Permission: "view", SubjectType: "user", SubjectID: tc.user})
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(found)
+			}
+			b.ReportMetric(float64(n), "deals")
+		})
+	}
+}
