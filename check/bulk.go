@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
@@ -50,10 +51,16 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 
 	run := func(g *group, i int) {
 		req := reqs[i]
+		start := time.Now()
 		w := g.ev.newWalker(ctx)
 		k := key{req.ResourceType, req.ResourceID, req.Permission,
 			subjectRef{req.SubjectType, req.SubjectID, normaliseRelation(req.SubjectRelation)}}
 		o, err := w.check(k, 0)
+		if c.observe != nil {
+			c.observe(Observation{ResourceType: req.ResourceType, Permission: req.Permission, Membership: o.m, Err: err,
+				Subproblems: int(w.stats.subproblems.Load()), MemoHits: int(w.stats.memoHits.Load()),
+				Depth: int(w.stats.depth.Load()), Duration: time.Since(start)})
+		}
 		if err != nil {
 			results[i].Err = err
 			return

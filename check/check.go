@@ -74,6 +74,10 @@ type Options struct {
 	// (near the root, cancelling the rest on the first decisive answer). Zero means
 	// DefaultFanOut; 1 evaluates each check on the caller's goroutine.
 	FanOut int
+	// Observe, when set, receives an Observation for every check evaluated (one per bulk
+	// item). It is called on the evaluating goroutine and must be cheap and safe for
+	// concurrent use; api/ turns it into metrics.
+	Observe func(Observation)
 }
 
 // DefaultMaxDepth is far above any real hierarchy; a cycle never reaches it because
@@ -116,13 +120,14 @@ type Checker struct {
 	maxDepth    int
 	concurrency int
 	fanOut      int
+	observe     func(Observation)
 	caveats     *caveatCache
 	candidates  *candidateCache // LookupResources' recent reverse walks
 }
 
 // New returns a Checker.
 func New(opts Options) *Checker {
-	c := &Checker{maxDepth: opts.MaxDepth, concurrency: opts.Concurrency, fanOut: opts.FanOut, caveats: newCaveatCache(), candidates: newCandidateCache()}
+	c := &Checker{maxDepth: opts.MaxDepth, concurrency: opts.Concurrency, fanOut: opts.FanOut, observe: opts.Observe, caveats: newCaveatCache(), candidates: newCandidateCache()}
 	if c.maxDepth <= 0 {
 		c.maxDepth = DefaultMaxDepth
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -392,5 +393,32 @@ func TestConcurrencyAgrees(t *testing.T) {
 	}
 	if allowed == 0 || allowed == len(reqs) {
 		t.Errorf("%d of %d allowed: the data should give both answers", allowed, len(reqs))
+	}
+}
+
+func TestObserve(t *testing.T) {
+	f := newFixture(t, datagen.ChainSchema)
+	f.writeTuples(func(emit func(datagen.Tuple)) { datagen.Chain(50, emit) })
+	var mu sync.Mutex
+	var got []check.Observation
+	c := check.New(check.Options{Observe: func(o check.Observation) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, o)
+	}})
+	c.CheckBulk(context.Background(), f.reader(), []check.Request{
+		request(t, "role:chain-49#see@user:boss"),
+		request(t, "role:chain-49#nosuch@user:boss"),
+	})
+	f.expect(c, "role:chain-49#see@user:boss", check.HasPermission)
+	if len(got) != 2 {
+		t.Fatalf("%d observations, want 2 (the invalid item is refused before evaluation, one per evaluated check)", len(got))
+	}
+	first := got[0]
+	if first.ResourceType != "role" || first.Permission != "see" || first.Membership != check.HasPermission {
+		t.Errorf("observation %+v", first)
+	}
+	if first.Depth != 49 || first.Subproblems < 50 {
+		t.Errorf("depth %d, subproblems %d: want depth 49 and at least 50 sub-problems down a 50-role chain", first.Depth, first.Subproblems)
 	}
 }

@@ -89,15 +89,16 @@ type walker struct {
 	ctx    context.Context
 	onPath map[key]int
 	path   []key
+	stats  *walkStats
 }
 
 func (ev *evaluation) newWalker(ctx context.Context) *walker {
-	return &walker{ev: ev, ctx: ctx, onPath: make(map[key]int)}
+	return &walker{ev: ev, ctx: ctx, onPath: make(map[key]int), stats: new(walkStats)}
 }
 
 // fork returns a walker for another goroutine, with its own copy of the path.
 func (w *walker) fork(ctx context.Context) *walker {
-	f := &walker{ev: w.ev, ctx: ctx, onPath: make(map[key]int, len(w.onPath)), path: append([]key(nil), w.path...)}
+	f := &walker{ev: w.ev, ctx: ctx, onPath: make(map[key]int, len(w.onPath)), path: append([]key(nil), w.path...), stats: w.stats}
 	for k, v := range w.onPath {
 		f.onPath[k] = v
 	}
@@ -119,6 +120,7 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 		return w.leaf(outcome{m: HasPermission, low: noCycle}, "self", k.object(), ""), nil
 	}
 	if o, ok := w.ev.memoGet(k); ok {
+		w.stats.memoHits.Add(1)
 		if w.ev.explain {
 			o.exp = &Explanation{Kind: "cached", Object: k.object(), Membership: o.m, Missing: o.missing}
 		}
@@ -134,6 +136,8 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	if rel == nil {
 		return outcome{}, fmt.Errorf("%w: %s has no relation or permission %q", ErrUnknownRelation, k.resType, k.relation)
 	}
+	w.stats.subproblems.Add(1)
+	w.stats.reachDepth(hops)
 
 	pos := len(w.path)
 	w.path = append(w.path, k)

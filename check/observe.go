@@ -1,0 +1,37 @@
+package check
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Observation describes one evaluated check, for metrics: Options.Observe receives one per
+// request (each item of a bulk call is one). It carries no ids, only the bounded label set
+// (resource type and permission) and counts.
+type Observation struct {
+	ResourceType string
+	Permission   string
+	Membership   Membership
+	Err          error
+	// Subproblems is how many sub-problems were evaluated (memo hits not counted).
+	Subproblems int
+	// MemoHits is how many sub-problems were answered from the request's memo.
+	MemoHits int
+	// Depth is the most objects one path traversed.
+	Depth    int
+	Duration time.Duration
+}
+
+// walkStats counts one request's work; forked walkers share it.
+type walkStats struct {
+	subproblems, memoHits, depth atomic.Int64
+}
+
+func (s *walkStats) reachDepth(hops int) {
+	for {
+		cur := s.depth.Load()
+		if int64(hops) <= cur || s.depth.CompareAndSwap(cur, int64(hops)) {
+			return
+		}
+	}
+}
