@@ -78,6 +78,9 @@ type Options struct {
 	// item). It is called on the evaluating goroutine and must be cheap and safe for
 	// concurrent use; api/ turns it into metrics.
 	Observe func(Observation)
+	// NoIndex evaluates every recursion by walking, never from the store's Leopard index:
+	// for tests and benchmarks that compare the two.
+	NoIndex bool
 }
 
 // DefaultMaxDepth is far above any real hierarchy; a cycle never reaches it because
@@ -121,13 +124,14 @@ type Checker struct {
 	concurrency int
 	fanOut      int
 	observe     func(Observation)
+	noIndex     bool
 	caveats     *caveatCache
 	candidates  *candidateCache // LookupResources' recent reverse walks
 }
 
 // New returns a Checker.
 func New(opts Options) *Checker {
-	c := &Checker{maxDepth: opts.MaxDepth, concurrency: opts.Concurrency, fanOut: opts.FanOut, observe: opts.Observe, caveats: newCaveatCache(), candidates: newCandidateCache()}
+	c := &Checker{maxDepth: opts.MaxDepth, concurrency: opts.Concurrency, fanOut: opts.FanOut, observe: opts.Observe, noIndex: opts.NoIndex, caveats: newCaveatCache(), candidates: newCandidateCache()}
 	if c.maxDepth <= 0 {
 		c.maxDepth = DefaultMaxDepth
 	}

@@ -170,7 +170,7 @@ func TestDeepChainAnswers(t *testing.T) {
 func TestDepthLimitNamesThePath(t *testing.T) {
 	f := newFixture(t, datagen.ChainSchema)
 	f.writeTuples(func(emit func(datagen.Tuple)) { datagen.Chain(200, emit) })
-	c := check.New(check.Options{MaxDepth: 100})
+	c := check.New(check.Options{MaxDepth: 100, NoIndex: true})
 	_, err := f.check(c, "role:chain-199#see@user:boss")
 	if !errors.Is(err, check.ErrMaxDepth) {
 		t.Fatalf("got %v, want ErrMaxDepth", err)
@@ -401,7 +401,7 @@ func TestObserve(t *testing.T) {
 	f.writeTuples(func(emit func(datagen.Tuple)) { datagen.Chain(50, emit) })
 	var mu sync.Mutex
 	var got []check.Observation
-	c := check.New(check.Options{Observe: func(o check.Observation) {
+	c := check.New(check.Options{NoIndex: true, Observe: func(o check.Observation) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, o)
@@ -420,5 +420,17 @@ func TestObserve(t *testing.T) {
 	}
 	if first.Depth != 49 || first.Subproblems < 50 {
 		t.Errorf("depth %d, subproblems %d: want depth 49 and at least 50 sub-problems down a 50-role chain", first.Depth, first.Subproblems)
+	}
+}
+
+// With the index on, a check down a chain is one index answer, not a walk of every level.
+func TestObserveIndex(t *testing.T) {
+	f := newFixture(t, datagen.ChainSchema)
+	f.writeTuples(func(emit func(datagen.Tuple)) { datagen.Chain(50, emit) })
+	var got check.Observation
+	c := check.New(check.Options{Observe: func(o check.Observation) { got = o }})
+	f.expect(c, "role:chain-49#see@user:boss", check.HasPermission)
+	if got.IndexHits != 1 || got.IndexFallbacks != 0 || got.Subproblems != 1 {
+		t.Errorf("observation %+v: want one sub-problem answered by the index", got)
 	}
 }

@@ -65,7 +65,7 @@ type evaluation struct {
 func (c *Checker) newEvaluation(r *store.Reader, sch *schema.Schema, reqCtx map[string]any, explain bool) *evaluation {
 	ev := &evaluation{c: c, r: r, sch: sch, reqCtx: reqCtx, explain: explain}
 	ev.forks = make(chan struct{}, c.fanOut-1)
-	ev.mu.memo = make(map[key]outcome, 64)
+	ev.mu.memo = make(map[key]outcome)
 	return ev
 }
 
@@ -142,11 +142,12 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	pos := len(w.path)
 	w.path = append(w.path, k)
 	w.onPath[k] = pos
-	var o outcome
-	var err error
-	if rel.IsPermission {
+	o, indexed, err := w.leopard(k, rel, hops)
+	switch {
+	case err != nil || indexed:
+	case rel.IsPermission:
 		o, err = w.rewrite(k, rel.Rewrite, hops)
-	} else {
+	default:
 		o, err = w.direct(k, rel, hops)
 	}
 	delete(w.onPath, k)

@@ -18,13 +18,17 @@ type Observation struct {
 	// MemoHits is how many sub-problems were answered from the request's memo.
 	MemoHits int
 	// Depth is the most objects one path traversed.
-	Depth    int
-	Duration time.Duration
+	Depth int
+	// IndexHits is how many recursive sub-problems the Leopard index answered; IndexFallbacks
+	// how many it covers but had to walk because an object's closure overflowed its bound.
+	IndexHits, IndexFallbacks int
+	Duration                  time.Duration
 }
 
 // walkStats counts one request's work; forked walkers share it.
 type walkStats struct {
 	subproblems, memoHits, depth atomic.Int64
+	indexHits, indexFallbacks    atomic.Int64
 }
 
 func (s *walkStats) reachDepth(hops int) {

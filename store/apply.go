@@ -148,6 +148,9 @@ func (s *Store) build(rev Revision, at time.Time, b *Batch) (*pebble.Batch, Resu
 	if err := w.checkLimits(sch, limited); err != nil {
 		return w.wb, res, 0, err
 	}
+	if err := w.maintainClosures(sch); err != nil {
+		return w.wb, res, 0, err
+	}
 	delta, err := w.writeCounts()
 	if err != nil {
 		return w.wb, res, 0, err
@@ -429,9 +432,13 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 		}
 		return err
 	}
-	wb := s.db.NewBatch()
+	wb := s.db.NewIndexedBatch()
 	defer wb.Close()
 	if err := wb.Set(revKey(prefixSchema, rev), []byte(text), nil); err != nil {
+		return err
+	}
+	old, _, _ := s.Schema()
+	if err := s.reindexClosures(wb, rev, at, old, sch); err != nil {
 		return err
 	}
 	if err := s.finish(wb, rev, &changeEntry{at: at, kind: changeSchema}); err != nil {

@@ -48,6 +48,9 @@ type Options struct {
 	SkipVerify bool
 	// Logger receives Pebble's error messages; nil logs them with the standard log package.
 	Logger *log.Logger
+	// ClosureLimit bounds one object's closure in the Leopard index (leopard.go); an object
+	// whose closure is larger is walked instead. 0 is DefaultClosureLimit.
+	ClosureLimit int
 }
 
 // Store is a kengen data directory opened for reading and writing. Apply and WriteSchema are
@@ -57,6 +60,8 @@ type Store struct {
 	opts      Options
 	writeOpts *pebble.WriteOptions
 	dir       string
+	// closureLimit is Options.ClosureLimit with its default applied.
+	closureLimit int
 
 	applied       atomic.Uint64 // the latest applied revision
 	relationships atomic.Int64  // live relationships at the latest revision
@@ -183,6 +188,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{db: db, opts: opts, dir: dir, writeOpts: pebble.Sync}
 	if opts.NoSync {
 		s.writeOpts = pebble.NoSync
+	}
+	s.closureLimit = opts.ClosureLimit
+	if s.closureLimit <= 0 {
+		s.closureLimit = DefaultClosureLimit
 	}
 	s.mu.readers = make(map[Revision]int)
 	s.mu.schemas = make(map[Revision]*schema.Schema)

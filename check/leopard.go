@@ -1,0 +1,202 @@
+package check
+
+import (
+	"sync"
+
+	"github.com/kengen/kengen/schema"
+	"github.com/kengen/kengen/store"
+)
+
+// The check side of the Leopard index (store/leopard.go). Two shapes of recursion are
+// answered from the index instead of walking one object per level:
+//
+//   - a permission that is a union with an arrow over its own type to itself,
+//     `permission see = member + parent->see`: subject s has see on x when s is in the other
+//     branches (B) on x or on any object reachable from x over `parent`;
+//   - a relation with a userset of itself, `relation member: user | group#member`: s is a
+//     member of x when s is a direct member of x or of any group reachable from x.
+//
+// When B consists of relations whose subjects are plain objects, the question runs backwards:
+// the reverse index lists the objects that hold s directly (usually one or two), and the
+// closure says in one read each whether x reaches them. Otherwise the closure of x is listed
+// and B evaluated on each object of it, flat, without recursion. An object whose closure
+// overflowed, or a relation the index does not cover, is walked as usual.
+
+// leopardPlan is how one relation or permission of one definition uses the index.
+type leopardPlan struct {
+	edge store.Edge
+	// holders are the relations (on the same definition) whose direct subjects answer the
+	// question backwards; nil when the plan must run forwards.
+	holders []string
+	// rest is B, the union's other branches, for a permission; nil for a relation.
+	rest *schema.Rewrite
+}
+
+// planCache holds the plans of a compiled schema; a nil plan is cached too.
+var planCache sync.Map // planKey → *leopardPlan
+
+type planKey struct {
+	sch      *schema.Schema
+	typ, rel string
+}
+
+func plan(sch *schema.Schema, typ string, rel *schema.Relation) *leopardPlan {
+	k := planKey{sch, typ, rel.Name}
+	if p, ok := planCache.Load(k); ok {
+		return p.(*leopardPlan)
+	}
+	p := makePlan(sch, typ, rel)
+	planCache.Store(k, p)
+	return p
+}
+
+func makePlan(sch *schema.Schema, typ string, rel *schema.Relation) *leopardPlan {
+	ns := sch.Namespace(typ)
+	if !rel.IsPermission {
+		// Nested usersets: the self-userset must be the only userset the relation allows,
+		// so that its direct subjects and the closure cover everything.
+		self := false
+		for _, a := range rel.AllowedSubjects {
+			switch {
+			case a.Relation == "":
+			case a.Type == typ && a.Relation == rel.Name && a.Caveat == "" && !a.Expiration:
+				self = true
+			default:
+				return nil
+			}
+		}
+		if !self {
+			return nil
+		}
+		return &leopardPlan{edge: store.Edge{Type: typ, Relation: rel.Name, SubjectRelation: rel.Name}, holders: []string{rel.Name}}
+	}
+	rw := rel.Rewrite
+	if rw.Kind != schema.RewriteUnion {
+		return nil
+	}
+	var arrow *schema.Rewrite
+	var rest []*schema.Rewrite
+	for _, c := range rw.Children {
+		if arrow == nil && c.Kind == schema.RewriteTupleToUserset && c.Func == schema.ArrowAny && c.Relation == rel.Name {
+			if t := ns.Relation(c.Tupleset); t != nil && len(t.AllowedSubjects) == 1 {
+				a := t.AllowedSubjects[0]
+				if a.Type == typ && a.Relation == "" && !a.Wildcard && a.Caveat == "" && !a.Expiration {
+					arrow = c
+					continue
+				}
+			}
+		}
+		rest = append(rest, c)
+	}
+	if arrow == nil || len(rest) == 0 {
+		return nil
+	}
+	p := &leopardPlan{edge: store.Edge{Type: typ, Relation: arrow.Tupleset}, rest: &schema.Rewrite{Kind: schema.RewriteUnion, Children: rest}}
+	var holders []string
+	for _, c := range rest {
+		d := ns.Relation(c.Relation)
+		if c.Kind != schema.RewriteComputedUserset || d == nil || d.IsPermission {
+			return p // forwards
+		}
+		for _, a := range d.AllowedSubjects {
+			if a.Relation != "" {
+				return p
+			}
+		}
+		holders = append(holders, d.Name)
+	}
+	p.holders = holders
+	return p
+}
+
+// leopard answers k from the index when it can; ok is false when the caller must walk.
+func (w *walker) leopard(k key, rel *schema.Relation, hops int) (o outcome, ok bool, err error) {
+	if w.ev.c.noIndex || w.ev.explain {
+		return outcome{}, false, nil
+	}
+	p := plan(w.ev.sch, k.resType, rel)
+	if p == nil || !w.ev.r.Indexed(p.edge.Type, p.edge.Relation, p.edge.SubjectRelation) {
+		return outcome{}, false, nil
+	}
+	if p.holders != nil {
+		o, ok, err = w.leopardBackwards(k, p)
+	} else {
+		o, ok, err = w.leopardForwards(k, p, hops)
+	}
+	if err == nil {
+		if ok {
+			w.stats.indexHits.Add(1)
+		} else {
+			w.stats.indexFallbacks.Add(1)
+		}
+	}
+	return o, ok, err
+}
+
+// leopardBackwards finds the objects that hold the subject directly on one of the plan's
+// relations and asks the closure whether k's object reaches each.
+func (w *walker) leopardBackwards(k key, p *leopardPlan) (outcome, bool, error) {
+	if _, complete, err := w.ev.r.Reaches(p.edge, k.resID, k.resID); err != nil || !complete {
+		return outcome{}, false, err
+	}
+	s := k.subject
+	acc := outcome{m: NoPermission, low: noCycle}
+	var failed error
+	consider := func(t *store.Relationship) bool {
+		if t.ResourceID != k.resID {
+			reaches, complete, err := w.ev.r.Reaches(p.edge, k.resID, t.ResourceID)
+			if err != nil || !complete {
+				failed = err
+				return err == nil // an overflow here cannot happen (x's closure is complete)
+			}
+			if !reaches {
+				return true
+			}
+		}
+		co, err := w.caveat(t)
+		if err != nil {
+			failed = err
+			return false
+		}
+		acc = union.fold([]outcome{acc, co}, []bool{true, true})
+		return acc.m != HasPermission
+	}
+	for _, d := range p.holders {
+		err := w.ev.r.Resources(s.typ, s.id, s.relation, k.resType, d, consider)
+		if err == nil && failed == nil && acc.m != HasPermission && s.relation == "" {
+			err = w.ev.r.Resources(s.typ, store.Wildcard, "", k.resType, d, consider)
+		}
+		if err != nil {
+			return outcome{}, false, err
+		}
+		if failed != nil {
+			return outcome{}, false, failed
+		}
+		if acc.m == HasPermission {
+			break
+		}
+	}
+	return acc, true, nil
+}
+
+// leopardForwards lists the closure of k's object and evaluates the union's other branches
+// on the object and on each object of its closure.
+func (w *walker) leopardForwards(k key, p *leopardPlan, hops int) (outcome, bool, error) {
+	objects := []string{k.resID}
+	complete, err := w.ev.r.Closure(p.edge, k.resID, func(id string) bool {
+		if id != k.resID {
+			objects = append(objects, id)
+		}
+		return true
+	})
+	if err != nil || !complete {
+		return outcome{}, false, err
+	}
+	outs, done, err := w.evaluateBranches(len(objects), hops, union.decisive, func(bw *walker, i int) (outcome, error) {
+		return bw.rewrite(key{k.resType, objects[i], k.relation, k.subject}, p.rest, hops+1)
+	})
+	if err != nil {
+		return outcome{}, false, err
+	}
+	return union.fold(outs, done), true, nil
+}

@@ -1,0 +1,569 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/kengen/kengen/schema"
+)
+
+// The Leopard index (Zanzibar §3.2.4): for relations that recurse — a relation whose subjects
+// are objects of its own type (`relation parent: role`, followed by an arrow), or usersets of
+// itself (`relation member: user | group#member`) — the store keeps, for every object, the set
+// of objects reachable from it over one or more such relationships. A membership question down
+// a hierarchy of any depth then costs a few index reads instead of one read per level.
+//
+// It is maintained inside Apply, in the same batch as the relationships, so it is
+// deterministic and identical on every node, and it is versioned like the indexes, so a read
+// at any retained revision sees the closure of that revision. A closure larger than
+// Options.ClosureLimit is not stored: the object carries an overflow marker instead, and
+// callers walk the relationships for it.
+//
+//	k typ\0 rel\0 subjRel\0 from\0 to\0 ^createdRev   → deletedRev   `to` is reachable from `from`
+//	K typ\0 rel\0 subjRel\0 from\0 ^createdRev        → deletedRev   from's closure overflowed
+const (
+	prefixClosure  = 'k'
+	prefixOverflow = 'K'
+)
+
+// DefaultClosureLimit bounds one object's stored closure. A 1,000-level chain fits; deeper
+// objects fall back to the walk.
+const DefaultClosureLimit = 2_000
+
+// Edge names a relation the Leopard index covers: relationships typ:x#rel@typ:y[#subjRel].
+type Edge struct {
+	Type, Relation, SubjectRelation string
+}
+
+// indexedEdges derives from a schema the relations the index covers: a relation whose only
+// subject type is its own type, with no caveat, expiration or wildcard, used as the tupleset
+// of an arrow (parent roles); and the self-userset entry `typ#rel` of a relation (nested
+// groups), when it carries no caveat or expiration. Caveats and expirations would make the
+// closure depend on request context or time, so those relations are walked.
+func indexedEdges(sch *schema.Schema) []Edge {
+	if sch == nil {
+		return nil
+	}
+	var out []Edge
+	for _, ns := range sch.Namespaces {
+		tuplesets := map[string]bool{}
+		for _, r := range ns.Relations {
+			collectTuplesets(r.Rewrite, tuplesets)
+		}
+		for _, r := range ns.Relations {
+			if r.IsPermission {
+				continue
+			}
+			if tuplesets[r.Name] && len(r.AllowedSubjects) == 1 {
+				a := r.AllowedSubjects[0]
+				if a.Type == ns.Name && a.Relation == "" && !a.Wildcard && a.Caveat == "" && !a.Expiration {
+					out = append(out, Edge{ns.Name, r.Name, ""})
+				}
+			}
+			for _, a := range r.AllowedSubjects {
+				if a.Type == ns.Name && a.Relation == r.Name && a.Caveat == "" && !a.Expiration {
+					out = append(out, Edge{ns.Name, r.Name, r.Name})
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+func collectTuplesets(rw *schema.Rewrite, into map[string]bool) {
+	if rw == nil {
+		return
+	}
+	if rw.Kind == schema.RewriteTupleToUserset && rw.Func == schema.ArrowAny {
+		into[rw.Tupleset] = true
+	}
+	for _, c := range rw.Children {
+		collectTuplesets(c, into)
+	}
+}
+
+// edgeSets caches indexedEdges per compiled schema.
+var edgeSets sync.Map // *schema.Schema → map[Edge]bool
+
+func edgesOf(sch *schema.Schema) map[Edge]bool {
+	if sch == nil {
+		return nil
+	}
+	if m, ok := edgeSets.Load(sch); ok {
+		return m.(map[Edge]bool)
+	}
+	m := map[Edge]bool{}
+	for _, e := range indexedEdges(sch) {
+		m[e] = true
+	}
+	edgeSets.Store(sch, m)
+	return m
+}
+
+func closureObjectPrefix(b []byte, prefix byte, e Edge, from string) []byte {
+	b = append(b, prefix)
+	b = appendField(b, e.Type)
+	b = appendField(b, e.Relation)
+	b = appendField(b, e.SubjectRelation)
+	return appendField(b, from)
+}
+
+// Indexed reports whether the schema in force at the Reader's revision has the Leopard index
+// cover relation rel of typ with subject relation subjRel ("" for arrows over parent-like
+// relations, rel itself for nested usersets).
+func (r *Reader) Indexed(typ, rel, subjRel string) bool {
+	return edgesOf(r.sch)[Edge{typ, rel, plain(subjRel)}]
+}
+
+// Reaches reports whether object `to` is reachable from `from` over one or more relationships
+// of the indexed relation e, at the Reader's revision. ok is false when the relation is not
+// indexed or from's closure overflowed: the caller must walk the relationships instead.
+func (r *Reader) Reaches(e Edge, from, to string) (reaches, ok bool, err error) {
+	if !r.Indexed(e.Type, e.Relation, e.SubjectRelation) {
+		return false, false, nil
+	}
+	if err := r.enter(); err != nil {
+		return false, false, err
+	}
+	defer r.leave()
+	if over, err := r.v.versionVisible(closureObjectPrefix(nil, prefixOverflow, e, from)); err != nil || over {
+		return false, false, err
+	}
+	reaches, err = r.v.versionVisible(appendField(closureObjectPrefix(nil, prefixClosure, e, from), to))
+	return reaches, err == nil, err
+}
+
+// Closure calls fn on every object reachable from `from` over one or more relationships of
+// the indexed relation e, at the Reader's revision, in id order. ok is false, and fn is not
+// called, when the relation is not indexed or from's closure overflowed.
+func (r *Reader) Closure(e Edge, from string, fn func(id string) bool) (ok bool, err error) {
+	if !r.Indexed(e.Type, e.Relation, e.SubjectRelation) {
+		return false, nil
+	}
+	if err := r.enter(); err != nil {
+		return false, err
+	}
+	defer r.leave()
+	if over, err := r.v.versionVisible(closureObjectPrefix(nil, prefixOverflow, e, from)); err != nil || over {
+		return false, err
+	}
+	p := closureObjectPrefix(nil, prefixClosure, e, from)
+	return true, r.v.scan(p, upperBound(p), func(k, val []byte) (bool, error) {
+		if createdRev(k) > r.v.rev || r.v.rev >= valueDeleted(val) {
+			return true, nil
+		}
+		id, _, _ := bytes.Cut(k[len(p):], []byte{0})
+		return fn(string(id)), nil
+	})
+}
+
+// versionVisible reports whether the versioned key p (without its createdRev) has a version
+// visible in the view: the newest version created at or before the view's revision, not yet
+// deleted by it.
+func (v *view) versionVisible(p []byte) (bool, error) {
+	it, err := v.newIter(p, upperBound(p))
+	if err != nil {
+		return false, err
+	}
+	ok := it.SeekGE(appendCreated(p, v.rev)) && len(it.Key()) == len(p)+8 && v.rev < valueDeleted(it.Value())
+	return ok, corruption(v.release(it))
+}
+
+// maintainClosures brings the Leopard index up to date with the edges this batch changed.
+func (w *writer) maintainClosures(sch *schema.Schema) error {
+	edges := edgesOf(sch)
+	if len(edges) == 0 {
+		return nil
+	}
+	dirty := map[Edge]map[string]bool{}
+	for _, u := range w.change.updates {
+		rel := &u.Relationship
+		e := Edge{rel.ResourceType, rel.Relation, rel.SubjectRelation}
+		if rel.SubjectType != rel.ResourceType || !edges[e] {
+			continue
+		}
+		if dirty[e] == nil {
+			dirty[e] = map[string]bool{}
+		}
+		dirty[e][rel.ResourceID] = true
+	}
+	for _, e := range sortedEdges(edges) {
+		if dirty[e] == nil {
+			continue
+		}
+		if err := w.recomputeClosures(e, dirty[e]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closureGraph reads edges of one indexed relation from the batch's own view.
+type closureGraph struct {
+	w     *writer
+	e     Edge
+	after view
+	limit int
+}
+
+// out returns the objects x points to (x#rel@typ:y[#subjRel]), sorted.
+func (g *closureGraph) out(x string) ([]string, error) {
+	var ids []string
+	err := g.after.scanForward(func() []byte {
+		p := []byte{prefixForward}
+		p = appendField(p, g.e.Type)
+		p = appendField(p, x)
+		p = appendField(p, g.e.Relation)
+		p = appendField(p, g.e.SubjectRelation)
+		return appendField(p, g.e.Type)
+	}(), nil, 0, func(rel *Relationship) bool {
+		ids = append(ids, rel.SubjectID)
+		return true
+	})
+	return ids, err
+}
+
+// in returns the objects that point to x.
+func (g *closureGraph) in(x string) ([]string, error) {
+	var ids []string
+	p := []byte{prefixReverse}
+	p = appendField(p, g.e.Type)
+	p = appendField(p, x)
+	p = appendField(p, g.e.SubjectRelation)
+	p = appendField(p, g.e.Type)
+	p = appendField(p, g.e.Relation)
+	err := g.after.scanReverse(p, func(rel *Relationship) bool {
+		ids = append(ids, rel.ResourceID)
+		return true
+	})
+	return ids, err
+}
+
+// stored returns the live closure of x as stored before this maintenance (nil, true when it
+// overflowed).
+func (g *closureGraph) stored(x string) (map[string]bool, bool, error) {
+	current := view{src: g.w.wb, rev: live - 1, at: g.w.at}
+	over, err := current.versionVisible(closureObjectPrefix(nil, prefixOverflow, g.e, x))
+	if err != nil || over {
+		return nil, over, err
+	}
+	set := map[string]bool{}
+	p := closureObjectPrefix(nil, prefixClosure, g.e, x)
+	err = scanPrefix(g.w.wb, p, func(k, val []byte) (bool, error) {
+		if valueDeleted(val) == live {
+			id, _, _ := bytes.Cut(k[len(p):], []byte{0})
+			set[string(id)] = true
+		}
+		return true, nil
+	})
+	return set, false, err
+}
+
+// recomputeClosures recomputes the closure of every object whose closure may have changed
+// because the out-edges of the objects in dirty changed: those objects and everything that
+// reaches them. Strongly connected components (cycles) are found with Tarjan's algorithm, and
+// closures computed successors first, each from its successors' closures.
+func (w *writer) recomputeClosures(e Edge, dirty map[string]bool) error {
+	g := &closureGraph{w: w, e: e, after: view{src: w.wb, rev: w.rev, at: w.at}, limit: w.s.closureLimit}
+
+	// The affected set: dirty objects and all that reach them (breadth first, backwards).
+	affected := map[string]bool{}
+	queue := make([]string, 0, len(dirty))
+	for x := range dirty {
+		queue = append(queue, x)
+	}
+	sort.Strings(queue)
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		if affected[x] {
+			continue
+		}
+		affected[x] = true
+		in, err := g.in(x)
+		if err != nil {
+			return err
+		}
+		queue = append(queue, in...)
+	}
+
+	outs := map[string][]string{}
+	for x := range affected {
+		o, err := g.out(x)
+		if err != nil {
+			return err
+		}
+		outs[x] = o
+	}
+
+	// closures of affected objects; nil with over[x] when it overflowed.
+	closures := map[string]map[string]bool{}
+	over := map[string]bool{}
+	for _, scc := range tarjan(affected, outs) {
+		set := map[string]bool{}
+		overflow := false
+		cyclic := len(scc) > 1
+		members := map[string]bool{}
+		for _, x := range scc {
+			members[x] = true
+		}
+		for _, x := range scc {
+			for _, y := range outs[x] {
+				if members[y] {
+					cyclic = true
+					continue
+				}
+				set[y] = true
+				var sub map[string]bool
+				switch {
+				case affected[y]:
+					sub, overflow = closures[y], overflow || over[y]
+				default:
+					s, o, err := g.stored(y)
+					if err != nil {
+						return err
+					}
+					sub, overflow = s, overflow || o
+				}
+				for z := range sub {
+					set[z] = true
+				}
+			}
+		}
+		if cyclic {
+			for x := range members {
+				set[x] = true
+			}
+		}
+		if len(set) > g.limit {
+			overflow = true
+		}
+		for _, x := range scc {
+			if overflow {
+				over[x] = true
+				closures[x] = nil
+			} else {
+				closures[x] = set
+			}
+		}
+	}
+
+	ids := make([]string, 0, len(affected))
+	for x := range affected {
+		ids = append(ids, x)
+	}
+	sort.Strings(ids)
+	for _, x := range ids {
+		if err := g.write(x, closures[x], over[x]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write replaces x's stored closure with set (or the overflow marker).
+func (g *closureGraph) write(x string, set map[string]bool, overflow bool) error {
+	old, oldOver, err := g.stored(x)
+	if err != nil {
+		return err
+	}
+	if err := g.setVersioned(closureObjectPrefix(nil, prefixOverflow, g.e, x), overflow, oldOver); err != nil {
+		return err
+	}
+	p := closureObjectPrefix(nil, prefixClosure, g.e, x)
+	changed := map[string]bool{}
+	for y := range old {
+		if !set[y] {
+			changed[y] = true
+		}
+	}
+	for y := range set {
+		if !old[y] {
+			changed[y] = true
+		}
+	}
+	ys := make([]string, 0, len(changed))
+	for y := range changed {
+		ys = append(ys, y)
+	}
+	sort.Strings(ys)
+	for _, y := range ys {
+		if err := g.setVersioned(appendField(bytes.Clone(p), y), set[y], old[y]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setVersioned makes the versioned key p present (a live version created at the batch's
+// revision) or absent (its live version deleted at it); was says whether it is present now.
+func (g *closureGraph) setVersioned(p []byte, present, was bool) error {
+	switch {
+	case present && !was:
+		return g.w.wb.Set(appendCreated(p, g.w.rev), appendRev(nil, live), nil)
+	case !present && was:
+		it, err := g.w.wb.NewIter(nil)
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		if !it.SeekGE(p) || len(it.Key()) != len(p)+8 || !bytes.HasPrefix(it.Key(), p) || valueDeleted(it.Value()) != live {
+			return fmt.Errorf("%w: closure entry %q has no live version", ErrCorrupt, p)
+		}
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, uint64(g.w.rev))
+		return g.w.wb.Set(bytes.Clone(it.Key()), v, nil)
+	}
+	return nil
+}
+
+// tarjan returns the strongly connected components of the graph restricted to nodes, each
+// after every component reachable from it (successors first). Iterative, so a chain of any
+// length does not grow the Go stack.
+func tarjan(nodes map[string]bool, outs map[string][]string) [][]string {
+	ids := make([]string, 0, len(nodes))
+	for x := range nodes {
+		ids = append(ids, x)
+	}
+	sort.Strings(ids)
+	index := map[string]int{}
+	low := map[string]int{}
+	onStack := map[string]bool{}
+	var stack []string
+	var sccs [][]string
+	next := 0
+	type frame struct {
+		x string
+		i int
+	}
+	for _, root := range ids {
+		if _, seen := index[root]; seen {
+			continue
+		}
+		call := []frame{{x: root}}
+		index[root], low[root] = next, next
+		next++
+		stack = append(stack, root)
+		onStack[root] = true
+		for len(call) > 0 {
+			f := &call[len(call)-1]
+			if f.i < len(outs[f.x]) {
+				y := outs[f.x][f.i]
+				f.i++
+				if !nodes[y] {
+					continue
+				}
+				if _, seen := index[y]; !seen {
+					index[y], low[y] = next, next
+					next++
+					stack = append(stack, y)
+					onStack[y] = true
+					call = append(call, frame{x: y})
+				} else if onStack[y] {
+					low[f.x] = min(low[f.x], index[y])
+				}
+				continue
+			}
+			x := f.x
+			call = call[:len(call)-1]
+			if len(call) > 0 {
+				parent := call[len(call)-1].x
+				low[parent] = min(low[parent], low[x])
+			}
+			if low[x] == index[x] {
+				var scc []string
+				for {
+					y := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[y] = false
+					scc = append(scc, y)
+					if y == x {
+						break
+					}
+				}
+				sccs = append(sccs, scc)
+			}
+		}
+	}
+	return sccs
+}
+
+// reindexClosures, inside a schema write, builds the closures of relations the new schema
+// indexes and the old one did not, and retires those of relations no longer indexed.
+func (s *Store) reindexClosures(wb *pebble.Batch, rev Revision, at time.Time, old, sch *schema.Schema) error {
+	before, after := edgesOf(old), edgesOf(sch)
+	w := &writer{s: s, wb: wb, rev: rev, at: at}
+	for _, e := range sortedEdges(before) {
+		if after[e] {
+			continue
+		}
+		for _, prefix := range []byte{prefixClosure, prefixOverflow} {
+			p := closureObjectPrefix(nil, prefix, e, "")
+			p = p[:len(p)-1] // every object
+			var keys [][]byte
+			err := scanPrefix(wb, p, func(k, v []byte) (bool, error) {
+				if valueDeleted(v) == live {
+					keys = append(keys, bytes.Clone(k))
+				}
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if err := wb.Set(k, appendRev(nil, rev), nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, e := range sortedEdges(after) {
+		if before[e] {
+			continue
+		}
+		sources := map[string]bool{}
+		p := []byte{prefixForward}
+		p = appendField(p, e.Type)
+		v := view{src: wb, rev: rev, at: at}
+		err := v.scanForward(p, nil, 0, func(rel *Relationship) bool {
+			if rel.Relation == e.Relation && rel.SubjectType == e.Type && rel.SubjectRelation == e.SubjectRelation {
+				sources[rel.ResourceID] = true
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if len(sources) > 0 {
+			if err := w.recomputeClosures(e, sources); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedEdges(m map[Edge]bool) []Edge {
+	out := make([]Edge, 0, len(m))
+	for e := range m {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		if a.Relation != b.Relation {
+			return a.Relation < b.Relation
+		}
+		return a.SubjectRelation < b.SubjectRelation
+	})
+	return out
+}
