@@ -99,6 +99,8 @@ type writer struct {
 	pre    *pebble.Iterator // the state before the batch
 	counts map[string]int64 // live count deltas by count key
 	change changeEntry
+	// retired lists (uvarint length + key) the closure versions the batch ended (leopard.go).
+	retired []byte
 }
 
 func (s *Store) build(rev Revision, at time.Time, b *Batch) (*pebble.Batch, Result, int64, error) {

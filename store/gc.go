@@ -49,6 +49,11 @@ func (s *Store) CollectGarbage(now time.Time) (removed int, err error) {
 	if err != nil {
 		return removed, err
 	}
+	closures, err := s.retireClosures(target)
+	removed += closures
+	if err != nil {
+		return removed, err
+	}
 	return removed, s.retireSchemas(target)
 }
 

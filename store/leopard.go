@@ -27,9 +27,11 @@ import (
 //
 //	k typ\0 rel\0 subjRel\0 from\0 to\0 ^createdRev   → deletedRev   `to` is reachable from `from`
 //	K typ\0 rel\0 subjRel\0 from\0 ^createdRev        → deletedRev   from's closure overflowed
+//	g rev                                           → the closure versions rev ended, for GC
 const (
 	prefixClosure  = 'k'
 	prefixOverflow = 'K'
+	prefixRetired  = 'g'
 )
 
 // DefaultClosureLimit bounds one object's stored closure. A 1,000-level chain fits; deeper
@@ -202,7 +204,45 @@ func (w *writer) maintainClosures(sch *schema.Schema) error {
 			return err
 		}
 	}
-	return nil
+	return w.logRetired()
+}
+
+// logRetired records the closure versions this batch ended, so that garbage collection finds
+// them without scanning the index (the change log does the same for relationships).
+func (w *writer) logRetired() error {
+	if len(w.retired) == 0 {
+		return nil
+	}
+	return w.wb.Set(revKey(prefixRetired, w.rev), w.retired, nil)
+}
+
+// retireClosures deletes the closure versions ended at or before horizon, and their log.
+func (s *Store) retireClosures(horizon Revision) (int, error) {
+	wb := s.db.NewBatch()
+	defer wb.Close()
+	removed := 0
+	upper := revKey(prefixRetired, horizon+1)
+	err := scanRange(s.db, []byte{prefixRetired}, upper, func(_, v []byte) (bool, error) {
+		for len(v) > 0 {
+			k, rest, ok := readBytes(v)
+			if !ok {
+				return false, fmt.Errorf("%w: malformed closure retirement log", ErrCorrupt)
+			}
+			if err := wb.Delete(k, nil); err != nil {
+				return false, err
+			}
+			removed++
+			v = rest
+		}
+		return true, nil
+	})
+	if err == nil {
+		err = wb.DeleteRange([]byte{prefixRetired}, upper, nil)
+	}
+	if err == nil {
+		err = wb.Commit(s.writeOpts)
+	}
+	return removed, err
 }
 
 // closureGraph reads edges of one indexed relation from the batch's own view.
@@ -419,6 +459,8 @@ func (g *closureGraph) setVersioned(p []byte, present, was bool) error {
 		}
 		v := make([]byte, 8)
 		binary.BigEndian.PutUint64(v, uint64(g.w.rev))
+		g.w.retired = binary.AppendUvarint(g.w.retired, uint64(len(it.Key())))
+		g.w.retired = append(g.w.retired, it.Key()...)
 		return g.w.wb.Set(bytes.Clone(it.Key()), v, nil)
 	}
 	return nil
@@ -521,6 +563,8 @@ func (s *Store) reindexClosures(wb *pebble.Batch, rev Revision, at time.Time, ol
 				if err := wb.Set(k, appendRev(nil, rev), nil); err != nil {
 					return err
 				}
+				w.retired = binary.AppendUvarint(w.retired, uint64(len(k)))
+				w.retired = append(w.retired, k...)
 			}
 		}
 	}
@@ -547,7 +591,7 @@ func (s *Store) reindexClosures(wb *pebble.Batch, rev Revision, at time.Time, ol
 			}
 		}
 	}
-	return nil
+	return w.logRetired()
 }
 
 func sortedEdges(m map[Edge]bool) []Edge {
