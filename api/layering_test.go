@@ -21,7 +21,7 @@ var allowedImports = map[string][]string{
 	"check":    {"schema", "store"},
 	"raftnode": {"schema", "store"},
 	"api":      {"schema", "store", "check", "raftnode"},
-	"cmd":      {"schema", "store", "check", "raftnode", "api"},
+	"cmd":      {"schema", "store", "check", "raftnode", "api", "bench"},
 	"bench":    {"schema"},
 }
 

@@ -206,3 +206,48 @@ func GroupID(i int) string     { return fmt.Sprintf("g%d", i) }
 func AccountID(i int) string   { return fmt.Sprintf("a%d", i) }
 func DealID(i int) string      { return fmt.Sprintf("d%d", i) }
 func ChainRoleID(i int) string { return fmt.Sprintf("chain-%d", i) }
+
+// GroupsSchema is the schema of the nested groups dataset: groups whose members are users
+// or the members of other groups.
+const GroupsSchema = `definition user {}
+
+definition group {
+	relation member: user | group#member
+}
+`
+
+// GroupsConfig shapes the nested groups dataset.
+type GroupsConfig struct {
+	// Width is the number of groups nested directly in the wide group, each with one user.
+	Width int
+	// Depth is the length of the chain of nested groups above the deep user.
+	Depth int
+}
+
+// NestedGroups emits two structures. Wide: group wide-top holds Width groups wide-i as
+// members, and each wide-i holds user wu-i. Deep: group deep-i holds group deep-(i+1) as a
+// member for i below Depth-1, and deep-(Depth-1) holds user:deep, so user:deep is a member of
+// every deep-i, the top one only through every level.
+func NestedGroups(cfg GroupsConfig, emit func(Tuple)) {
+	for i := range cfg.Width {
+		emit(Tuple{"group", WideGroupID(i), "member", "user", WideUserID(i), ""})
+		emit(Tuple{"group", WideTopGroupID, "member", "group", WideGroupID(i), "member"})
+	}
+	for i := range cfg.Depth {
+		if i == cfg.Depth-1 {
+			emit(Tuple{"group", DeepGroupID(i), "member", "user", DeepUserID, ""})
+		} else {
+			emit(Tuple{"group", DeepGroupID(i), "member", "group", DeepGroupID(i + 1), "member"})
+		}
+	}
+}
+
+// Object ids of the nested groups dataset.
+const (
+	WideTopGroupID = "wide-top"
+	DeepUserID     = "deep"
+)
+
+func WideGroupID(i int) string { return fmt.Sprintf("wide-%d", i) }
+func WideUserID(i int) string  { return fmt.Sprintf("wu%d", i) }
+func DeepGroupID(i int) string { return fmt.Sprintf("deep-%d", i) }

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kengen/kengen/bench"
+)
+
+// benchFlags are the flags of `kengen bench load` and `kengen bench run`.
+type benchFlags struct {
+	dataset bench.DatasetConfig
+
+	loadMethod string
+	batch      int
+	skipSchema bool
+	noCount    bool
+
+	load          bool
+	mix           string
+	concurrency   []int
+	duration      time.Duration
+	count         int
+	bulkSize      int
+	knownFraction float64
+	consistency   string
+	runSeed       uint64
+}
+
+func (f *benchFlags) datasetFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.dataset.Name, "dataset", "crm", "dataset: crm, chain (a role chain) or groups (wide and deep nested groups)")
+	fs.Float64Var(&f.dataset.Scale, "scale", 1, "crm: scale factor (1 = 20,000 users, 50,000 accounts, 150,000 deals, about 790,000 relationships)")
+	fs.Uint64Var(&f.dataset.Seed, "seed", 0, "seed of the generated dataset; load and run must use the same one")
+	fs.IntVar(&f.dataset.Depth, "depth", 1000, "chain: levels of the role chain; groups: levels of nested groups")
+	fs.IntVar(&f.dataset.Width, "width", 1000, "groups: groups nested in the wide group")
+}
+
+func (f *benchFlags) loadFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.loadMethod, "load-method", "import", "import (ImportBulkRelationships, into an empty server) or write (WriteRelationships TOUCH batches)")
+	fs.IntVar(&f.batch, "batch", 1000, "relationships per import message or write request")
+	fs.BoolVar(&f.skipSchema, "skip-schema", false, "keep the server's schema instead of writing the dataset's")
+	fs.BoolVar(&f.noCount, "no-count", false, "do not read back the server's relationship count after loading")
+}
+
+func newBenchCmd(c *cli) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load a generated dataset into any Authzed v1 endpoint and measure it",
+		Long: `Drive any server speaking the Authzed v1 API (kengen, SpiceDB, ...) with a generated,
+deterministic dataset: 'bench load' writes its schema and relationships, 'bench run' runs a
+mix of checks, bulk checks, lookups and writes and prints throughput, latency percentiles
+(p50, p95, p99, p99.9) and errors, or JSON with --json.
+
+The driver knows which answers must be true (a deal's owner and sub assignees may view it;
+user:boss sees every role of a chain; a nested group's user is a member of every group above)
+and counts every answer that disagrees. 'bench run' exits 1 when any answer disagrees or any
+call fails.`,
+		Example: `  kengen bench load --dataset crm --scale 0.1
+  kengen bench run --dataset crm --scale 0.1 --mix check --concurrency 8 --duration 10s
+  kengen bench run --dataset chain --depth 1000 --load --mix check --count 1 --concurrency 1
+  kengen bench run --dataset crm --scale 0.1 --mix check=80,bulk-check=10,write=10 --concurrency 1,8,32`,
+	}
+	cmd.AddCommand(newBenchLoadCmd(c), newBenchRunCmd(c))
+	return cmd
+}
+
+func newBenchLoadCmd(c *cli) *cobra.Command {
+	f := &benchFlags{}
+	cmd := &cobra.Command{
+		Use:   "load",
+		Short: "Write a generated dataset's schema and relationships",
+		Long: `Write the dataset's schema, then its relationships: with ImportBulkRelationships (the
+default; a relationship that already exists fails it, so load into an empty server) or with
+WriteRelationships TOUCH batches (--load-method write). Afterwards the relationships on the
+server are counted back with ExportBulkRelationships. On a terminal, a counter shows progress.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ds, err := bench.NewDataset(f.dataset)
+			if err != nil {
+				return err
+			}
+			return c.benchLoad(cmd, f, ds)
+		},
+	}
+	f.datasetFlags(cmd.Flags())
+	f.loadFlags(cmd.Flags())
+	return cmd
+}
+
+func newBenchRunCmd(c *cli) *cobra.Command {
+	f := &benchFlags{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run a mix of operations against a loaded dataset and report",
+		Long: `Run the mix at each concurrency in turn for --duration or --count calls, whichever ends
+first. A mix is one operation or several with weights (check=80,write=20), or all:
+
+  check             CheckPermission of one pair, half known-allowed (distinct pairs), half random
+  bulk-check        CheckBulkPermissions of --bulk-size such pairs
+  lookup-resources  every resource a known subject may reach; its known resources must be there
+  lookup-subjects   every subject that may reach a known resource; its known subjects must be there
+  write             TOUCH one relationship, then check it grants the permission at its revision
+
+The server must hold the dataset with the same --dataset, --scale and --seed (or pass --load).
+Known pairs are asked in a fixed shuffled order, each once until all were asked; for chain
+and groups the first is the deepest (--count 1 --known-fraction 1 times one check down the
+whole chain).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mix, err := bench.ParseMix(f.mix)
+			if err != nil {
+				return err
+			}
+			ds, err := bench.NewDataset(f.dataset)
+			if err != nil {
+				return err
+			}
+			if f.load {
+				if err := c.benchLoad(cmd, f, ds); err != nil {
+					return err
+				}
+			}
+			client, err := c.connect()
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			failed := 0
+			for _, conc := range f.concurrency {
+				r, err := bench.Run(cmd.Context(), client, ds, bench.RunOptions{
+					Mix: mix, Concurrency: conc, Duration: f.duration, Count: f.count, BulkSize: f.bulkSize,
+					KnownFraction: f.knownFraction, Consistency: f.consistency, Seed: f.runSeed,
+				})
+				if err != nil {
+					return err
+				}
+				if err := c.printBench(r, r.WriteText); err != nil {
+					return err
+				}
+				failed += r.Disagreements + r.Errors
+			}
+			if failed > 0 {
+				return fmt.Errorf("bench: %d answers disagreed or calls failed; see the report", failed)
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	f.datasetFlags(fs)
+	f.loadFlags(fs)
+	fs.BoolVar(&f.load, "load", false, "load the dataset first, as 'bench load' does")
+	fs.StringVar(&f.mix, "mix", "check", "operations and weights: check, bulk-check, lookup-resources, lookup-subjects, write, e.g. check=90,write=10, or all")
+	fs.IntSliceVar(&f.concurrency, "concurrency", []int{8}, "concurrent callers; a list (1,8,32) runs the mix at each in turn")
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long each run lasts (0: until --count calls)")
+	fs.IntVar(&f.count, "count", 0, "end each run after this many calls (0: until --duration)")
+	fs.IntVar(&f.bulkSize, "bulk-size", 100, "checks per bulk check")
+	fs.Float64Var(&f.knownFraction, "known-fraction", 0.5, "share of checks asked of known-allowed pairs, the rest random (a negative value: random only)")
+	fs.StringVar(&f.consistency, "consistency", "minimize_latency", "minimize_latency or fully_consistent")
+	fs.Uint64Var(&f.runSeed, "run-seed", 1, "seed of the random questions")
+	return cmd
+}
+
+// benchLoad loads the dataset and prints what it did.
+func (c *cli) benchLoad(cmd *cobra.Command, f *benchFlags, ds *bench.Dataset) error {
+	client, err := c.connect()
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	opts := bench.LoadOptions{Method: f.loadMethod, Batch: f.batch, SkipSchema: f.skipSchema}
+	if isTerminal(c.stderr) {
+		opts.Progress = c.stderr
+	}
+	res, err := bench.Load(cmd.Context(), client, ds, opts)
+	if err != nil {
+		return err
+	}
+	out := benchLoadOutput{LoadResult: res, OnServer: -1}
+	if !f.noCount {
+		if out.OnServer, err = bench.Count(cmd.Context(), client); err != nil {
+			return err
+		}
+	}
+	return c.printBench(out, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "loaded %s: %d relationships in %.1f s (%.0f/s) with %s\n", res.Dataset, res.Relationships, res.Seconds, res.PerSecond, res.Method)
+		if err == nil && out.OnServer >= 0 {
+			_, err = fmt.Fprintf(w, "the server holds %d relationships\n", out.OnServer)
+		}
+		return err
+	})
+}
+
+// benchLoadOutput is the JSON form of a load.
+type benchLoadOutput struct {
+	bench.LoadResult
+	// OnServer is the relationship count read back, -1 when not counted.
+	OnServer int `json:"on_server"`
+}
+
+// printBench prints v as one line of JSON with --json, else as text.
+func (c *cli) printBench(v any, text func(io.Writer) error) error {
+	if !c.json {
+		return text(c.stdout)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.stdout, "%s\n", b)
+	return err
+}
