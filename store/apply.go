@@ -46,6 +46,7 @@ func (s *Store) Apply(rev Revision, at time.Time, b *Batch) (Result, error) {
 		}
 		s.relationships.Add(delta)
 		s.applied.Store(uint64(rev))
+		s.latest.Store(&revisionAt{rev, at})
 		return res, nil
 	}
 	if wb != nil {
@@ -75,6 +76,7 @@ func (s *Store) commitRejected(rev Revision, at time.Time) error {
 		return fmt.Errorf("store: commit refused revision %d: %w", rev, err)
 	}
 	s.applied.Store(uint64(rev))
+	s.latest.Store(&revisionAt{rev, at})
 	return nil
 }
 
@@ -453,6 +455,7 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	s.mu.schema, s.mu.schemaText, s.mu.schemaRev = sch, text, rev
 	s.mu.Unlock()
 	s.applied.Store(uint64(rev))
+	s.latest.Store(&revisionAt{rev, at})
 	return nil
 }
 

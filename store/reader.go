@@ -69,9 +69,18 @@ func (s *Store) releaseReader(rev Revision) {
 	}
 }
 
+// revisionAt is a revision and the time it was applied with.
+type revisionAt struct {
+	rev Revision
+	at  time.Time
+}
+
 // revisionTime returns the time of the change log entry in force at rev (the zero time for
 // revision 0 of a new store).
 func (s *Store) revisionTime(rev Revision) (time.Time, error) {
+	if l := s.latest.Load(); l != nil && l.rev == rev {
+		return l.at, nil
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixChange}, UpperBound: revKey(prefixChange, rev+1)})
 	if err != nil {
 		return time.Time{}, err

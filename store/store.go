@@ -64,6 +64,9 @@ type Store struct {
 	closureLimit int
 
 	applied       atomic.Uint64 // the latest applied revision
+	// latest caches the latest applied revision's time, so that opening a Reader there (the
+	// common case) needs no read of the change log.
+	latest atomic.Pointer[revisionAt]
 	relationships atomic.Int64  // live relationships at the latest revision
 
 	// writeMu serialises Apply and WriteSchema.
