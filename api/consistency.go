@@ -1,29 +1,68 @@
 package api
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
 	"github.com/kengen/kengen/store"
 )
 
-// snapshot opens a reader at the revision a request's consistency asks for, and returns that
-// revision for the response's ZedToken. On one node every mode but at_exact_snapshot reads
-// the latest applied revision; an at_least_as_fresh token from the future is refused, since
-// nothing on this node will ever apply it. The caller closes the reader.
+// maxFreshnessWait bounds how long a read waits for this node to catch up when the request
+// carries no deadline of its own.
+const maxFreshnessWait = 10 * time.Second
+
+// replica is what a replicated Writer (raftnode's) offers reads: waiting until this node has
+// applied a revision, and the read barrier of fully consistent reads.
+type replica interface {
+	WaitApplied(ctx context.Context, rev store.Revision) error
+	ReadIndex(ctx context.Context) (store.Revision, error)
+}
+
+// snapshot is snapshotCtx without the request's context: waits are bounded by
+// maxFreshnessWait alone. Handlers that have a context should call snapshotCtx.
 func (s *Server) snapshot(c *v1.Consistency) (*store.Reader, store.Revision, error) {
-	latest := s.st.Revision()
-	rev := latest
+	return s.snapshotCtx(context.Background(), c)
+}
+
+// snapshotCtx opens a reader at the revision a request's consistency asks for, and returns
+// that revision for the response's ZedToken:
+//   - minimize_latency (and none): the local applied revision;
+//   - at_least_as_fresh: waits, within the request's deadline, until this node has applied
+//     the token's revision, then reads the latest local revision;
+//   - fully_consistent: asks the leader for its read index (a leadership-confirming barrier)
+//     and waits until this node has applied it;
+//   - at_exact_snapshot: that revision, if it is applied and still retained.
+//
+// The caller closes the reader.
+func (s *Server) snapshotCtx(ctx context.Context, c *v1.Consistency) (*store.Reader, store.Revision, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, maxFreshnessWait)
+		defer cancel()
+	}
+	var rev store.Revision // 0: the latest applied revision
 	switch r := c.GetRequirement().(type) {
-	case nil, *v1.Consistency_MinimizeLatency, *v1.Consistency_FullyConsistent:
+	case nil, *v1.Consistency_MinimizeLatency:
+	case *v1.Consistency_FullyConsistent:
+		if rep, ok := s.writer.(replica); ok {
+			want, err := rep.ReadIndex(ctx)
+			if err != nil {
+				return nil, 0, fmt.Errorf("consistency.fully_consistent: %w", err)
+			}
+			if err := s.waitApplied(ctx, want); err != nil {
+				return nil, 0, fmt.Errorf("consistency.fully_consistent: %w", err)
+			}
+		}
 	case *v1.Consistency_AtLeastAsFresh:
 		want, err := decodeZedToken("consistency.at_least_as_fresh", r.AtLeastAsFresh)
 		if err != nil {
 			return nil, 0, err
 		}
-		if want > latest {
-			return nil, 0, fmt.Errorf("%w: consistency.at_least_as_fresh names revision %d, this node has applied %d; was the token issued by another kengen?", store.ErrRevisionNotApplied, want, latest)
+		if err := s.waitApplied(ctx, want); err != nil {
+			return nil, 0, fmt.Errorf("consistency.at_least_as_fresh: %w", err)
 		}
 	case *v1.Consistency_AtExactSnapshot:
 		want, err := decodeZedToken("consistency.at_exact_snapshot", r.AtExactSnapshot)
@@ -38,5 +77,23 @@ func (s *Server) snapshot(c *v1.Consistency) (*store.Reader, store.Revision, err
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading at revision %d: %w", rev, err)
 	}
-	return rd, rev, nil
+	return rd, rd.Revision(), nil
+}
+
+// waitApplied waits until this node has applied rev. Without a replicated writer no other
+// node writes here, so it polls the store.
+func (s *Server) waitApplied(ctx context.Context, rev store.Revision) error {
+	if rep, ok := s.writer.(replica); ok {
+		return rep.WaitApplied(ctx, rev)
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.st.Revision() < rev {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: revision %d, this node has applied %d: %w", store.ErrRevisionNotApplied, rev, s.st.Revision(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
 }

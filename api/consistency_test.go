@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -54,9 +55,25 @@ func TestZedTokensAndConsistency(t *testing.T) {
 	wantRels(t, got, "deal:1#owner@user:sato")
 
 	// A token from the future, garbage, an empty token.
+	// A token from the future waits for the node to catch up, within the request's deadline.
 	future := encodeZedToken(1_000_000)
-	_, err = env.check(fresh(future), "deal:1", "view", "user:ito")
-	wantCode(t, err, codes.FailedPrecondition, "at_least_as_fresh")
+	short, cancel := context.WithTimeout(ctxT(t), 100*time.Millisecond)
+	defer cancel()
+	req := checkReq(t, "deal:1", "view", "user:ito")
+	req.Consistency = fresh(future)
+	_, err = env.client.CheckPermission(short, req)
+	wantCode(t, err, codes.DeadlineExceeded)
+	// A token the node reaches while the read waits is answered.
+	next := encodeZedToken(env.st.Revision() + 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := env.check(fresh(next), "deal:1", "view", "user:ito")
+		done <- err
+	}()
+	t2 = env.touch("deal:2#owner@user:sato")
+	if err := <-done; err != nil {
+		t.Fatalf("at_least_as_fresh of the next revision: %v", err)
+	}
 	_, err = env.check(exact(future), "deal:1", "view", "user:ito")
 	wantCode(t, err, codes.FailedPrecondition)
 	_, err = env.check(exact(&v1.ZedToken{Token: "GARBAGE!"}), "deal:1", "view", "user:ito")

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kengen/kengen/check"
+	"github.com/kengen/kengen/raftnode"
 	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
 )
@@ -58,7 +59,8 @@ func statusOf(err error) *status.Status {
 		return status.New(codes.NotFound, msg)
 	case errors.Is(err, errUnimplemented):
 		return status.New(codes.Unimplemented, msg)
-	case errors.Is(err, errShuttingDown), errors.Is(err, store.ErrClosed):
+	case errors.Is(err, errShuttingDown), errors.Is(err, store.ErrClosed),
+		errors.Is(err, raftnode.ErrUnavailable): // leader change or unreachable leader: retry
 		return status.New(codes.Unavailable, msg)
 
 	case errors.Is(err, errInvalidArgument),

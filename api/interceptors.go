@@ -124,6 +124,8 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err := s.auth.authenticate(ss.Context(), info.FullMethod); err != nil {
 		return err
 	}
+	ss, counted := s.lookups.count(info.FullMethod, ss) // metrics.go
+	defer counted()
 	return handler(srv, ss)
 }
 

@@ -114,7 +114,7 @@ func (s permissionsService) ReadRelationships(req *v1.ReadRelationshipsRequest, 
 		}
 		rev, after = c.rev, &c.after
 	} else {
-		rd, rev, err = s.snapshot(req.GetConsistency())
+		rd, rev, err = s.snapshotCtx(stream.Context(), req.GetConsistency())
 		if err != nil {
 			return err
 		}
@@ -153,7 +153,7 @@ func (s permissionsService) CheckPermission(ctx context.Context, req *v1.CheckPe
 		return nil, err
 	}
 	creq.Explain = req.GetWithTracing()
-	rd, rev, err := s.snapshot(req.GetConsistency())
+	rd, rev, err := s.snapshotCtx(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (s permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.Ch
 		creq.Explain = req.GetWithTracing()
 		reqs[i] = creq
 	}
-	rd, rev, err := s.snapshot(req.GetConsistency())
+	rd, rev, err := s.snapshotCtx(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}

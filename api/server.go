@@ -75,6 +75,7 @@ type Server struct {
 	checker *check.Checker
 	auth    *authenticator
 	metrics *metrics
+	lookups *lookupMetrics // metrics.go
 	log     *slog.Logger
 	grpc    *grpc.Server
 	health  *health.Server
@@ -128,6 +129,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.lookups, err = registerLayerMetrics(opts.Registerer, opts.Store); err != nil { // metrics.go
+		return nil, err
+	}
 
 	grpcOpts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),

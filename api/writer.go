@@ -9,8 +9,10 @@ import (
 )
 
 // Writer is the one door every write goes through. Handlers never touch the store's write
-// methods directly, so the single-node writer below and the Raft one (raftnode) are
-// interchangeable. Both return the store's own error (a precondition that failed, a limit, a
+// methods directly, so the in-process writer below (tests, validation files) and the Raft one
+// (raftnode.Writer, what `kengen serve` uses) are interchangeable. A Writer that also
+// implements replica (consistency.go) serves at_least_as_fresh and fully_consistent reads
+// across nodes. Both return the store's own error (a precondition that failed, a limit, a
 // stranding schema) through the error value.
 type Writer interface {
 	// WriteSchema replaces the schema and returns the revision it was written at.
@@ -20,7 +22,8 @@ type Writer interface {
 }
 
 // LocalWriter writes straight to one store, one write at a time: each write takes the next
-// revision after the applied one. It is the write path of a node without Raft.
+// revision after the applied one. It is the write path of an in-process server without Raft
+// (tests); the binary always writes through raftnode.
 type LocalWriter struct {
 	st  *store.Store
 	now func() time.Time

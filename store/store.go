@@ -63,11 +63,11 @@ type Store struct {
 	// closureLimit is Options.ClosureLimit with its default applied.
 	closureLimit int
 
-	applied       atomic.Uint64 // the latest applied revision
+	applied atomic.Uint64 // the latest applied revision
 	// latest caches the latest applied revision's time, so that opening a Reader there (the
 	// common case) needs no read of the change log.
-	latest atomic.Pointer[revisionAt]
-	relationships atomic.Int64  // live relationships at the latest revision
+	latest        atomic.Pointer[revisionAt]
+	relationships atomic.Int64 // live relationships at the latest revision
 
 	// writeMu serialises Apply and WriteSchema.
 	writeMu sync.Mutex
@@ -93,6 +93,9 @@ type Store struct {
 
 	stopGC chan struct{}
 	gcDone chan struct{}
+
+	// stalls counts Pebble's write stalls for Metrics (metrics.go).
+	stalls *writeStalls
 }
 
 // Batch is one atomic write: preconditions, then either Updates or a DeleteFilter.
@@ -169,6 +172,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 
+	stalls := &writeStalls{} // metrics.go
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	db, err := pebble.Open(dir, &pebble.Options{
@@ -183,12 +187,14 @@ func Open(dir string, opts Options) (*Store, error) {
 				opts.Logger.Printf("store: data corruption in %s: %v", info.Path, info.Details)
 			},
 			BackgroundError: func(err error) { opts.Logger.Printf("store: pebble background error: %v", err) },
+			WriteStallBegin: func(pebble.WriteStallBeginInfo) { stalls.begin() },
+			WriteStallEnd:   stalls.end,
 		},
 	})
 	if err != nil {
 		return nil, openErr(dir, err)
 	}
-	s := &Store{db: db, opts: opts, dir: dir, writeOpts: pebble.Sync}
+	s := &Store{db: db, opts: opts, dir: dir, writeOpts: pebble.Sync, stalls: stalls}
 	if opts.NoSync {
 		s.writeOpts = pebble.NoSync
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kengen/kengen/api"
 	"github.com/kengen/kengen/check"
+	"github.com/kengen/kengen/raftnode"
 	"github.com/kengen/kengen/store"
 )
 
@@ -29,10 +30,15 @@ const (
 	defaultDataDir     = "./kengen-data"
 	defaultGRPCAddr    = "127.0.0.1:50051"
 	defaultMetricsAddr = "127.0.0.1:9090"
-	// keyFile and storeDir are the data directory's layout: the generated preshared key and
-	// the Pebble store. (Raft's files will sit next to them.)
+	defaultRaftAddr    = "127.0.0.1:50052"
+	defaultNodeID      = "node1"
+	// keyFile, storeDir and raftDir are the data directory's layout: the generated preshared
+	// key, the Pebble store, and raft's log and snapshots.
 	keyFile  = "preshared-key"
 	storeDir = "store"
+	raftDir  = "raft"
+	// leaderWait bounds how long serve waits for a leader before it reports serving.
+	leaderWait = 30 * time.Second
 	// shutdownGrace is how long a stopping server waits for in-flight requests.
 	shutdownGrace = 30 * time.Second
 )
@@ -45,6 +51,9 @@ type serveFlags struct {
 	maxBulkItems          int
 	retention             time.Duration
 	maxDepth              int
+
+	nodeID, raftAddr, join string
+	bootstrap              bool
 }
 
 func newServeCmd(c *cli) *cobra.Command {
@@ -58,6 +67,11 @@ With no flags it is a working embedded node on 127.0.0.1. Without --grpc-preshar
 creates a key on first start, stores it in the data directory (mode 0600) and prints it once;
 client commands on the same machine find it there. Listening on a non-loopback address needs
 --grpc-preshared-key or TLS (--grpc-tls-cert and --grpc-tls-key).
+
+Every write goes through Raft. Without --join the node bootstraps a cluster of one on its
+first start (--bootstrap is implied); with --join ADDR it asks the member whose gRPC address
+is ADDR to add it as a voter. Nodes of one cluster share --grpc-preshared-key, which they
+also use between themselves.
 
 SIGINT or SIGTERM stops the node: in-flight requests finish, then the store is closed.`,
 		Args: cobra.NoArgs,
@@ -75,6 +89,10 @@ SIGINT or SIGTERM stops the node: in-flight requests finish, then the store is c
 	f.IntVar(&sf.maxBulkItems, "max-check-bulk-items", api.DefaultMaxCheckBulkItems, "most items one CheckBulkPermissions call may carry")
 	f.DurationVar(&sf.retention, "retention", store.DefaultRetention, "how long old revisions stay readable (at_exact_snapshot)")
 	f.IntVar(&sf.maxDepth, "check-max-depth", check.DefaultMaxDepth, "most relations one check path may traverse")
+	f.StringVar(&sf.nodeID, "node-id", defaultNodeID, "this node's id in the cluster; never change it for a data directory")
+	f.StringVar(&sf.raftAddr, "raft-addr", "", "address of the Raft transport, reachable by the other nodes (default "+defaultRaftAddr+", or a free port when --grpc-addr asks for one)")
+	f.BoolVar(&sf.bootstrap, "bootstrap", false, "start a new cluster with this node as its only voter (implied without --join)")
+	f.StringVar(&sf.join, "join", "", "gRPC address of any member of the cluster to join")
 	return cmd
 }
 
@@ -111,29 +129,53 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		keys = []string{key}
 	}
 
-	st, err := store.Open(filepath.Join(c.dataDir, storeDir), store.Options{Retention: sf.retention})
+	if sf.bootstrap && sf.join != "" {
+		return errors.New("--bootstrap starts a new cluster and --join joins one; give one of them")
+	}
+	lis, err := net.Listen("tcp", sf.grpcAddr)
 	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	stOpts := store.Options{Retention: sf.retention}
+	if err := store.FinishRestore(filepath.Join(c.dataDir, storeDir), stOpts); err != nil {
+		lis.Close()
 		return err
 	}
+	st, err := store.Open(filepath.Join(c.dataDir, storeDir), stOpts)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
+	node, err := openNode(c, sf, st, lis.Addr().String(), keys[0], logger)
+	if err != nil {
+		lis.Close()
+		return errors.Join(err, st.Close())
+	}
+	closeAll := func() error { return errors.Join(node.Close(), st.Close()) }
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	observeCheck, err := api.CheckObserver(reg) // check metrics (api/metrics.go)
+	if err != nil {
+		lis.Close()
+		return errors.Join(err, closeAll())
+	}
 	srv, err := api.New(api.Options{
 		Store:              st,
-		Checker:            check.New(check.Options{MaxDepth: sf.maxDepth}),
+		Writer:             node.Writer(),
+		Checker:            check.New(check.Options{MaxDepth: sf.maxDepth, Observe: observeCheck}),
 		PresharedKeys:      keys,
 		TLS:                tlsConf,
 		Registerer:         reg,
-		Logger:             slog.New(slog.NewTextHandler(c.stderr, nil)),
+		Logger:             logger,
 		MaxUpdatesPerWrite: sf.maxUpdates,
 		MaxCheckBulkItems:  sf.maxBulkItems,
 	})
 	if err != nil {
-		return errors.Join(err, st.Close())
+		lis.Close()
+		return errors.Join(err, closeAll())
 	}
-	lis, err := net.Listen("tcp", sf.grpcAddr)
-	if err != nil {
-		return errors.Join(fmt.Errorf("gRPC listener: %w", err), st.Close())
-	}
+	srv.RegisterService(&raftnode.ServiceDesc, node)
 	var (
 		metricsSrv  *http.Server
 		metricsAddr string
@@ -143,10 +185,11 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		mlis, err := net.Listen("tcp", sf.metricsAddr)
 		if err != nil {
 			lis.Close()
-			return errors.Join(fmt.Errorf("metrics listener: %w", err), st.Close())
+			return errors.Join(fmt.Errorf("metrics listener: %w", err), closeAll())
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mountHealth(mux, srv.Ready) // /healthz, /readyz (health.go)
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		metricsAddr = mlis.Addr().String()
 		go func() { metricsDone <- metricsSrv.Serve(mlis) }()
@@ -154,6 +197,9 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(lis) }()
+	if err := awaitCluster(ctx, node, sf.join); err != nil {
+		fmt.Fprintf(c.stderr, "kengen: %v\n", err)
+	}
 	fmt.Fprintf(c.stdout, "kengen: serving the Authzed v1 API on %s", lis.Addr())
 	if metricsAddr != "" {
 		fmt.Fprintf(c.stdout, ", metrics on http://%s/metrics", metricsAddr)
@@ -173,12 +219,17 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	srv.Stop(stopCtx)
-	<-serveDone
+	if err := <-serveDone; err != nil { // nil after a stop
+		fmt.Fprintln(c.stderr, "kengen: serving ended with:", err)
+	}
 	if metricsSrv != nil {
 		_ = metricsSrv.Shutdown(stopCtx)
 		if err := <-metricsDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr = errors.Join(serveErr, err)
 		}
+	}
+	if err := node.Close(); err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("stopping raft: %w", err))
 	}
 	if err := st.Close(); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("closing the store: %w", err))
@@ -187,6 +238,60 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		fmt.Fprintln(c.stdout, "kengen: stopped; store closed")
 	}
 	return serveErr
+}
+
+// openNode starts this node's raft, in the data directory's raft folder.
+func openNode(c *cli, sf *serveFlags, st *store.Store, grpcAddr, token string, logger *slog.Logger) (*raftnode.Node, error) {
+	raftAddr := sf.raftAddr
+	if raftAddr == "" {
+		raftAddr = defaultRaftAddr
+		if _, port, err := net.SplitHostPort(sf.grpcAddr); err == nil && port == "0" {
+			raftAddr = "127.0.0.1:0"
+		}
+	}
+	node, err := raftnode.Open(raftnode.Config{
+		NodeID:    sf.nodeID,
+		RaftAddr:  raftAddr,
+		GRPCAddr:  grpcAddr,
+		Dir:       filepath.Join(c.dataDir, raftDir),
+		Store:     st,
+		Bootstrap: sf.bootstrap || sf.join == "",
+		Token:     token,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting raft on %s: %w", raftAddr, err)
+	}
+	return node, nil
+}
+
+// awaitCluster joins the cluster at join (retrying until a member answers) and waits until
+// the node knows a leader, so that the first write does not fail for want of one.
+func awaitCluster(ctx context.Context, node *raftnode.Node, join string) error {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	joined := join == ""
+	var err error
+	for {
+		if !joined {
+			if err = node.Join(ctx, join); err == nil {
+				joined = true
+			}
+		}
+		if joined && node.Leader() != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if !joined {
+				return fmt.Errorf("joining the cluster through %s: %w", join, err)
+			}
+			return errors.New("no raft leader yet; writes fail with UNAVAILABLE until one is elected")
+		case <-t.C:
+		}
+	}
 }
 
 // localKey returns the preshared key stored in dataDir, creating it (mode 0600) if absent.

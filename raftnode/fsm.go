@@ -1,0 +1,211 @@
+package raftnode
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/kengen/kengen/store"
+)
+
+// fsm is the thin adapter between raft and store: an entry's index is its revision, its
+// command goes to store.Apply or store.WriteSchema, and an entry at or below the store's
+// applied revision (replayed after a restart) is skipped, which makes applying idempotent.
+// It also keeps the members' gRPC addresses, which travel in snapshots.
+type fsm struct {
+	st  *store.Store
+	log *slog.Logger
+	// restores counts completed snapshot restores (tests).
+	restores atomic.Int64
+
+	// applied is signalled (closed and replaced) after every apply and restore.
+	mu struct {
+		sync.Mutex
+		members map[string]string // node id → gRPC address
+		applied chan struct{}
+	}
+}
+
+// applyResult is what fsm.Apply returns to raft, and raft hands to the proposer's future.
+type applyResult struct {
+	res store.Result
+	err error
+}
+
+func newFSM(st *store.Store, log *slog.Logger) *fsm {
+	f := &fsm{st: st, log: log}
+	f.mu.members = map[string]string{}
+	f.mu.applied = make(chan struct{})
+	return f
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	defer f.signal()
+	rev := store.Revision(l.Index)
+	cmd, err := DecodeCommand(l.Data)
+	if err != nil {
+		// Every node decodes the same bytes the same way, so all skip it alike.
+		f.log.Error("raftnode: skipping an entry", "index", l.Index, "error", err)
+		return applyResult{err: err}
+	}
+	if cmd.Kind == KindMember {
+		f.setMember(cmd.Member)
+	}
+	if rev <= f.st.Revision() {
+		return applyResult{res: store.Result{Revision: rev}}
+	}
+	switch cmd.Kind {
+	case KindSchema:
+		err := f.st.WriteSchema(rev, cmd.At, cmd.Schema)
+		return applyResult{res: store.Result{Revision: rev}, err: err}
+	case KindBatch:
+		res, err := f.st.Apply(rev, cmd.At, cmd.Batch)
+		return applyResult{res: res, err: err}
+	default: // KindMember: advance the revision only
+		res, err := f.st.Apply(rev, cmd.At, &store.Batch{})
+		return applyResult{res: res, err: err}
+	}
+}
+
+func (f *fsm) setMember(m Member) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mu.members[m.ID] = m.GRPCAddr
+}
+
+func (f *fsm) member(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.members[id]
+}
+
+func (f *fsm) members() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]string, len(f.mu.members))
+	for k, v := range f.mu.members {
+		out[k] = v
+	}
+	return out
+}
+
+// signal wakes everyone waiting for an applied revision.
+func (f *fsm) signal() {
+	f.mu.Lock()
+	close(f.mu.applied)
+	f.mu.applied = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// changed returns a channel closed at the next apply or restore.
+func (f *fsm) changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.applied
+}
+
+// The snapshot stream: snapshotMagic, the store revision (8 bytes, big endian), the length
+// (4 bytes) of a JSON object {"members": {id: grpc_addr}}, that object, then the store's
+// checkpoint (store.Checkpoint.WriteTo).
+const snapshotMagic = "kengen-snapshot/1\n"
+
+type snapshotHeader struct {
+	Members map[string]string `json:"members"`
+}
+
+// Snapshot implements raft.FSM. It runs between applies, so the checkpoint holds exactly the
+// entries applied so far; Persist streams it while applies go on.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	cp, err := f.st.Checkpoint()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{cp: cp, members: f.members()}, nil
+}
+
+type fsmSnapshot struct {
+	cp      *store.Checkpoint
+	members map[string]string
+}
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := s.write(sink)
+	if err != nil {
+		return errors.Join(err, sink.Cancel())
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) write(w io.Writer) error {
+	hdr, err := json.Marshal(snapshotHeader{Members: s.members})
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	b := append([]byte(snapshotMagic), make([]byte, 12)...)
+	binary.BigEndian.PutUint64(b[len(snapshotMagic):], uint64(s.cp.Revision))
+	binary.BigEndian.PutUint32(b[len(snapshotMagic)+8:], uint32(len(hdr)))
+	if _, err := bw.Write(append(b, hdr...)); err != nil {
+		return err
+	}
+	if _, err := s.cp.WriteTo(bw); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func (s *fsmSnapshot) Release() {
+	_ = s.cp.Close()
+}
+
+// readSnapshotHeader reads the header of a snapshot stream, leaving r at the checkpoint.
+func readSnapshotHeader(r io.Reader) (store.Revision, snapshotHeader, error) {
+	var hdr snapshotHeader
+	b := make([]byte, len(snapshotMagic)+12)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return 0, hdr, fmt.Errorf("%w: reading the header: %w", ErrSnapshot, err)
+	}
+	if string(b[:len(snapshotMagic)]) != snapshotMagic {
+		return 0, hdr, fmt.Errorf("%w: not a kengen snapshot", ErrSnapshot)
+	}
+	rev := store.Revision(binary.BigEndian.Uint64(b[len(snapshotMagic):]))
+	n := binary.BigEndian.Uint32(b[len(snapshotMagic)+8:])
+	raw := make([]byte, n)
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return 0, hdr, fmt.Errorf("%w: reading the header: %w", ErrSnapshot, err)
+	}
+	if err := json.Unmarshal(raw, &hdr); err != nil {
+		return 0, hdr, fmt.Errorf("%w: header: %w", ErrSnapshot, err)
+	}
+	return rev, hdr, nil
+}
+
+// Restore implements raft.FSM: it replaces the store with the snapshot's.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	defer f.signal()
+	br := bufio.NewReaderSize(rc, 1<<20)
+	_, hdr, err := readSnapshotHeader(br)
+	if err != nil {
+		return err
+	}
+	if err := f.st.Restore(br); err != nil {
+		return err
+	}
+	f.restores.Add(1)
+	f.mu.Lock()
+	for id, addr := range hdr.Members {
+		f.mu.members[id] = addr
+	}
+	f.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,497 @@
+// Package raftnode replicates kengen's writes through hashicorp/raft into the store of every
+// node. Each log entry is one Command (command.go); the FSM (fsm.go) is a thin adapter that
+// hands it to store with revision = log index. Writes reaching a follower are forwarded to the
+// leader over a small cluster gRPC service (service.go), which also serves read barriers,
+// membership and status.
+//
+// This file is the front door: Config, Open, Node and its methods. Apply is the one door
+// into the log: it returns the FSM's own error (a failed precondition, a limit) through the
+// error value.
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+	"google.golang.org/grpc"
+
+	"github.com/kengen/kengen/store"
+)
+
+// Sentinel errors.
+var (
+	// ErrUnavailable is a write or read barrier that could not be completed now: no leader is
+	// known, leadership changed during the write, or the leader could not be reached. The
+	// write may or may not have been applied; a retry (with the same preconditions) is safe
+	// for TOUCH and DELETE.
+	ErrUnavailable = errors.New("raftnode: cluster unavailable, retry")
+	// ErrUnknownCommand is a log entry this build cannot decode.
+	ErrUnknownCommand = errors.New("raftnode: unknown command")
+	// ErrSnapshot is a snapshot stream that is not kengen's.
+	ErrSnapshot = errors.New("raftnode: bad snapshot")
+	// ErrMembership is a membership change that raft refused.
+	ErrMembership = errors.New("raftnode: membership change failed")
+)
+
+// Config configures a Node. NodeID, RaftAddr, Dir and Store are required.
+type Config struct {
+	// NodeID names this node in the cluster; it must not change across restarts.
+	NodeID string
+	// RaftAddr is the address the raft transport listens on and other nodes reach it at
+	// (host:port; port 0 picks a free one, for tests).
+	RaftAddr string
+	// GRPCAddr is this node's gRPC address, recorded in the log so that the others can
+	// forward writes to it when it leads.
+	GRPCAddr string
+	// Dir holds raft's log (raft-wal) and snapshots.
+	Dir string
+	// Store is the store the FSM applies to. The Node does not close it.
+	Store *store.Store
+	// Bootstrap makes a node without raft state the only voter of a new cluster.
+	Bootstrap bool
+	// Token is the bearer token sent with cluster RPCs to other nodes (their preshared key).
+	Token string
+	// DialOptions are used to reach other nodes' gRPC; nil is plaintext.
+	DialOptions []grpc.DialOption
+
+	// SnapshotThreshold, TrailingLogs, SnapshotInterval tune log compaction; 0 is raft's
+	// default (8192 entries, 10240 trailing, 120 s).
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	SnapshotInterval  time.Duration
+	// SegmentSize is the size of raft-wal's log segments; 0 is its default (64 MiB). The log
+	// is compacted by whole segments, so tests shrink it to see entries really go.
+	SegmentSize int
+	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout: 0 is raft's default (1 s, 1 s,
+	// 500 ms). Tests shorten them.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// ApplyTimeout bounds a write that has no deadline of its own; 0 is 30 s.
+	ApplyTimeout time.Duration
+	// Logger receives raft's warnings and errors; nil is slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is one member of a kengen cluster.
+type Node struct {
+	cfg   Config
+	st    *store.Store
+	raft  *raft.Raft
+	fsm   *fsm
+	wal   *wal.WAL
+	meta  *metadb.BoltMetaDB
+	trans *raft.NetworkTransport
+	peers *peers
+	log   *slog.Logger
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts the node: it opens raft's log and snapshots in cfg.Dir, listens on
+// cfg.RaftAddr, and bootstraps a cluster when cfg.Bootstrap is set and there is no state yet.
+// A node restarting skips restoring its latest snapshot when its store already holds it.
+func Open(cfg Config) (*Node, error) {
+	if cfg.NodeID == "" || cfg.RaftAddr == "" || cfg.Dir == "" || cfg.Store == nil {
+		return nil, errors.New("raftnode: Config.NodeID, RaftAddr, Dir and Store are required")
+	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, st: cfg.Store, log: cfg.Logger, stop: make(chan struct{})}
+	n.fsm = newFSM(cfg.Store, cfg.Logger)
+	n.peers = newPeers(cfg.Token, cfg.DialOptions)
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "wal"), 0o700); err != nil {
+		return nil, fmt.Errorf("raftnode: %w", err)
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft " + cfg.NodeID, Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	var err error
+	n.meta = &metadb.BoltMetaDB{}
+	if n.wal, err = wal.Open(filepath.Join(cfg.Dir, "wal"), wal.WithMetaStore(n.meta), wal.WithSegmentSize(cfg.SegmentSize)); err != nil {
+		_ = n.meta.Close()
+		return nil, fmt.Errorf("raftnode: opening the raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("raftnode: snapshots: %w", err), n.closeLog())
+	}
+	restore, err := n.needsRestore(snaps)
+	if err != nil {
+		return nil, errors.Join(err, n.closeLog())
+	}
+	if n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 3, 10*time.Second, hlog); err != nil {
+		return nil, errors.Join(fmt.Errorf("raftnode: raft transport on %s: %w", cfg.RaftAddr, err), n.closeLog())
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hlog
+	rc.NoSnapshotRestoreOnStart = !restore
+	setNonZero(&rc.SnapshotThreshold, cfg.SnapshotThreshold)
+	setNonZero(&rc.TrailingLogs, cfg.TrailingLogs)
+	setNonZero(&rc.SnapshotInterval, cfg.SnapshotInterval)
+	setNonZero(&rc.HeartbeatTimeout, cfg.HeartbeatTimeout)
+	setNonZero(&rc.ElectionTimeout, cfg.ElectionTimeout)
+	setNonZero(&rc.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
+
+	has, err := raft.HasExistingState(n.wal, n.wal, snaps)
+	if err != nil {
+		return nil, errors.Join(err, n.trans.Close(), n.closeLog())
+	}
+	if cfg.Bootstrap && !has {
+		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, n.wal, n.wal, snaps, n.trans, conf); err != nil {
+			return nil, errors.Join(fmt.Errorf("raftnode: bootstrap: %w", err), n.trans.Close(), n.closeLog())
+		}
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.wal, n.wal, snaps, n.trans); err != nil {
+		return nil, errors.Join(fmt.Errorf("raftnode: %w", err), n.trans.Close(), n.closeLog())
+	}
+	if cfg.GRPCAddr != "" {
+		n.wg.Add(1)
+		go n.register()
+	}
+	return n, nil
+}
+
+func setNonZero[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
+}
+
+// needsRestore reads the header of the latest snapshot: raft restores it on start only when
+// the store is behind it (a fresh store, or a restore a crash interrupted). The members it
+// lists are loaded either way.
+func (n *Node) needsRestore(snaps *raft.FileSnapshotStore) (bool, error) {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return false, err
+	}
+	_, rc, err := snaps.Open(list[0].ID)
+	if err != nil {
+		return false, fmt.Errorf("raftnode: opening snapshot %s: %w", list[0].ID, err)
+	}
+	defer rc.Close()
+	rev, hdr, err := readSnapshotHeader(rc)
+	if err != nil {
+		return false, err
+	}
+	for id, addr := range hdr.Members {
+		n.fsm.setMember(Member{ID: id, GRPCAddr: addr})
+	}
+	return n.st.Revision() < rev, nil
+}
+
+func (n *Node) closeLog() error {
+	return errors.Join(n.wal.Close(), n.meta.Close())
+}
+
+// register records this node's gRPC address in the log until the log holds it.
+func (n *Node) register() {
+	defer n.wg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if n.fsm.member(n.cfg.NodeID) == n.cfg.GRPCAddr {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		go func() {
+			select {
+			case <-n.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_, err := n.Apply(ctx, &Command{Kind: KindMember, Member: Member{ID: n.cfg.NodeID, GRPCAddr: n.cfg.GRPCAddr}})
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close leaves the cluster running without this node: it stops raft, the transport and the
+// log. The store stays open.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		n.wg.Wait()
+		err := n.raft.Shutdown().Error()
+		n.closeErr = errors.Join(err, n.trans.Close(), n.closeLog(), n.peers.close())
+	})
+	return n.closeErr
+}
+
+// RaftAddr is the address the raft transport listens on.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// IsLeader reports whether this node leads.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the id of the leader this node knows, "" if none.
+func (n *Node) Leader() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// Apply is the one door into the log. It proposes cmd (on the leader, or forwarded to it),
+// waits until the entry is committed and applied on the node that proposed it, and returns
+// the store's result and the store's own error for it. A zero cmd.At is set to now.
+func (n *Node) Apply(ctx context.Context, cmd *Command) (store.Result, error) {
+	if cmd.At.IsZero() {
+		cmd.At = time.Now().UTC()
+	}
+	data, err := cmd.Encode()
+	if err != nil {
+		return store.Result{}, err
+	}
+	return n.applyEncoded(ctx, data)
+}
+
+func (n *Node) applyEncoded(ctx context.Context, data []byte) (store.Result, error) {
+	if !n.IsLeader() {
+		addr, err := n.leaderGRPC()
+		if err != nil {
+			return store.Result{}, err
+		}
+		return n.peers.apply(ctx, addr, data)
+	}
+	f := n.raft.Apply(data, n.timeout(ctx))
+	if err := wait(ctx, f); err != nil {
+		return store.Result{}, raftErr(err)
+	}
+	r, ok := f.Response().(applyResult)
+	if !ok {
+		return store.Result{}, fmt.Errorf("raftnode: unexpected apply response %T", f.Response())
+	}
+	return r.res, r.err
+}
+
+func (n *Node) timeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return n.cfg.ApplyTimeout
+}
+
+// wait waits for f or ctx.
+func wait(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w (the write may still be applied)", ErrUnavailable, ctx.Err())
+	}
+}
+
+// raftErr turns raft's errors about leadership into ErrUnavailable.
+func raftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown),
+		errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrAbortedByRestore):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// leaderGRPC returns the leader's gRPC address.
+func (n *Node) leaderGRPC() (string, error) {
+	id := n.Leader()
+	if id == "" {
+		return "", fmt.Errorf("%w: no leader is known to node %s", ErrUnavailable, n.cfg.NodeID)
+	}
+	addr := n.fsm.member(id)
+	if addr == "" {
+		return "", fmt.Errorf("%w: the gRPC address of leader %s is not known yet", ErrUnavailable, id)
+	}
+	return addr, nil
+}
+
+// WaitApplied waits until the local store has applied rev, or ctx ends.
+func (n *Node) WaitApplied(ctx context.Context, rev store.Revision) error {
+	for {
+		ch := n.fsm.changed()
+		if n.st.Revision() >= rev {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: revision %d, this node has applied %d: %w", store.ErrRevisionNotApplied, rev, n.st.Revision(), ctx.Err())
+		}
+	}
+}
+
+// ReadIndex is the read barrier of fully consistent reads: it returns a revision at least as
+// new as every write acknowledged before the call. The leader commits a barrier entry in its
+// term (which confirms it still leads a quorum and that every earlier entry is applied) and
+// answers its applied revision; a follower asks the leader.
+func (n *Node) ReadIndex(ctx context.Context) (store.Revision, error) {
+	if !n.IsLeader() {
+		addr, err := n.leaderGRPC()
+		if err != nil {
+			return 0, err
+		}
+		return n.peers.readIndex(ctx, addr)
+	}
+	if err := wait(ctx, n.raft.Barrier(n.timeout(ctx))); err != nil {
+		return 0, raftErr(err)
+	}
+	return n.st.Revision(), nil
+}
+
+// MemberStatus describes one member of the configuration.
+type MemberStatus struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	GRPCAddr string `json:"grpc_addr"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
+}
+
+// Status is one node's view of the cluster.
+type Status struct {
+	ID          string         `json:"id"`
+	State       string         `json:"state"`
+	Leader      string         `json:"leader"`
+	Term        uint64         `json:"term"`
+	Applied     uint64         `json:"applied_revision"`
+	CommitIndex uint64         `json:"commit_index"`
+	LastIndex   uint64         `json:"last_index"`
+	Members     []MemberStatus `json:"members"`
+}
+
+// Status returns this node's view of the cluster.
+func (n *Node) Status() (Status, error) {
+	s := Status{ID: n.cfg.NodeID, State: n.raft.State().String(), Leader: n.Leader(),
+		Applied: uint64(n.st.Revision()), CommitIndex: n.raft.CommitIndex(), LastIndex: n.raft.LastIndex()}
+	if _, err := fmt.Sscan(n.raft.Stats()["term"], &s.Term); err != nil {
+		s.Term = 0
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return s, err
+	}
+	for _, srv := range f.Configuration().Servers {
+		s.Members = append(s.Members, MemberStatus{ID: string(srv.ID), RaftAddr: string(srv.Address),
+			GRPCAddr: n.fsm.member(string(srv.ID)), Voter: srv.Suffrage == raft.Voter, Leader: string(srv.ID) == s.Leader})
+	}
+	return s, nil
+}
+
+// AddVoter adds a node as a voter (on the leader; a follower forwards) and records its gRPC
+// address.
+func (n *Node) AddVoter(ctx context.Context, id, raftAddr, grpcAddr string) error {
+	if !n.IsLeader() {
+		addr, err := n.leaderGRPC()
+		if err != nil {
+			return err
+		}
+		return n.peers.admin(ctx, addr, methodJoin, adminRequest{ID: id, RaftAddr: raftAddr, GRPCAddr: grpcAddr})
+	}
+	if err := wait(ctx, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, n.timeout(ctx))); err != nil {
+		return fmt.Errorf("%w: adding %s at %s: %w", ErrMembership, id, raftAddr, raftErr(err))
+	}
+	if grpcAddr != "" {
+		if _, err := n.Apply(ctx, &Command{Kind: KindMember, Member: Member{ID: id, GRPCAddr: grpcAddr}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Join asks the member at grpcAddr (any member) to add this node as a voter.
+func (n *Node) Join(ctx context.Context, grpcAddr string) error {
+	return n.peers.admin(ctx, grpcAddr, methodJoin, adminRequest{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), GRPCAddr: n.cfg.GRPCAddr})
+}
+
+// RemoveServer removes a member (on the leader; a follower forwards).
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		addr, err := n.leaderGRPC()
+		if err != nil {
+			return err
+		}
+		return n.peers.admin(ctx, addr, methodRemove, adminRequest{ID: id})
+	}
+	if err := wait(ctx, n.raft.RemoveServer(raft.ServerID(id), 0, n.timeout(ctx))); err != nil {
+		return fmt.Errorf("%w: removing %s: %w", ErrMembership, id, raftErr(err))
+	}
+	return nil
+}
+
+// TransferLeadership hands leadership to the member id, or to any voter when id is "".
+func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		addr, err := n.leaderGRPC()
+		if err != nil {
+			return err
+		}
+		return n.peers.admin(ctx, addr, methodTransfer, adminRequest{ID: id})
+	}
+	var f raft.Future
+	if id == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		var addr raft.ServerAddress
+		cf := n.raft.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return err
+		}
+		for _, s := range cf.Configuration().Servers {
+			if string(s.ID) == id {
+				addr = s.Address
+			}
+		}
+		if addr == "" {
+			return fmt.Errorf("%w: %s is not a member", ErrMembership, id)
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
+	}
+	if err := wait(ctx, f); err != nil {
+		return fmt.Errorf("%w: transferring leadership: %w", ErrMembership, raftErr(err))
+	}
+	return nil
+}
+
+// Snapshot takes a raft snapshot now (and compacts the log). Tests use it.
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// slogWriter hands raft's log lines (warnings and errors) to a slog.Logger.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
