@@ -46,6 +46,9 @@ func (s *Server) snapshotCtx(ctx context.Context, c *v1.Consistency) (*store.Rea
 	var rev store.Revision // 0: the latest applied revision
 	switch r := c.GetRequirement().(type) {
 	case nil, *v1.Consistency_MinimizeLatency:
+		if rd := s.quantizedReader(); rd != nil {
+			return rd, rd.Revision(), nil
+		}
 	case *v1.Consistency_FullyConsistent:
 		if rep, ok := s.writer.(replica); ok {
 			want, err := rep.ReadIndex(ctx)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,6 +66,11 @@ type Options struct {
 	MaxReadLimit int
 	// MaxDeleteLimit bounds optional_limit of DeleteRelationships.
 	MaxDeleteLimit int
+
+	// QuantizeWindow, when positive, makes minimize_latency reads share one revision for up
+	// to this long (quantize.go), so that concurrent callers share the checker's cache; a
+	// read may then miss writes younger than the window. Zero reads the latest revision.
+	QuantizeWindow time.Duration
 }
 
 // Server serves the Authzed v1 API. Build it with New, run it with Serve, end it with Stop.
@@ -79,6 +85,8 @@ type Server struct {
 	log     *slog.Logger
 	grpc    *grpc.Server
 	health  *health.Server
+
+	shared sharedRevision // quantize.go
 
 	stopOnce sync.Once
 	// stopping is closed when Stop begins, so that endless streams (Watch) end.

@@ -59,7 +59,8 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 		if c.observe != nil {
 			c.observe(Observation{ResourceType: req.ResourceType, Permission: req.Permission, Membership: o.m, Err: err,
 				Subproblems: int(w.stats.subproblems.Load()), MemoHits: int(w.stats.memoHits.Load()),
-				Depth: int(w.stats.depth.Load()), IndexHits: int(w.stats.indexHits.Load()),
+				CacheHits: int(w.stats.cacheHits.Load()),
+				Depth:     int(w.stats.depth.Load()), IndexHits: int(w.stats.indexHits.Load()),
 				IndexFallbacks: int(w.stats.indexFallbacks.Load()), Duration: time.Since(start)})
 		}
 		if err != nil {

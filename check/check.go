@@ -81,7 +81,13 @@ type Options struct {
 	// NoIndex evaluates every recursion by walking, never from the store's Leopard index:
 	// for tests and benchmarks that compare the two.
 	NoIndex bool
+	// CacheBytes is the memory budget of the sub-problem cache shared by requests at the
+	// same revision (cache.go). Zero means DefaultCacheBytes; negative turns it off.
+	CacheBytes int64
 }
+
+// DefaultCacheBytes is the default sub-problem cache budget.
+const DefaultCacheBytes = 64 << 20
 
 // DefaultMaxDepth is far above any real hierarchy; a cycle never reaches it because
 // evaluation cuts cycles first.
@@ -125,6 +131,7 @@ type Checker struct {
 	fanOut      int
 	observe     func(Observation)
 	noIndex     bool
+	cache       *subCache
 	caveats     *caveatCache
 	candidates  *candidateCache // LookupResources' recent reverse walks
 }
@@ -143,6 +150,12 @@ func New(opts Options) *Checker {
 	}
 	if c.fanOut <= 0 {
 		c.fanOut = DefaultFanOut
+	}
+	switch {
+	case opts.CacheBytes == 0:
+		c.cache = newSubCache(DefaultCacheBytes)
+	case opts.CacheBytes > 0:
+		c.cache = newSubCache(opts.CacheBytes)
 	}
 	return c
 }

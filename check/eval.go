@@ -56,7 +56,11 @@ type evaluation struct {
 	explain bool
 	// forks bounds the goroutines the evaluation may fan out to, beyond the callers'.
 	forks chan struct{}
-	mu    struct {
+	// cache is the Checker's sub-problem cache (nil when off or explaining), and cacheCtx the
+	// request context's part of its keys.
+	cache    *subCache
+	cacheCtx string
+	mu       struct {
 		sync.Mutex
 		memo map[key]outcome
 	}
@@ -64,6 +68,11 @@ type evaluation struct {
 
 func (c *Checker) newEvaluation(r *store.Reader, sch *schema.Schema, reqCtx map[string]any, explain bool) *evaluation {
 	ev := &evaluation{c: c, r: r, sch: sch, reqCtx: reqCtx, explain: explain}
+	if c.cache != nil && !explain {
+		if ck, err := contextKey(reqCtx, false); err == nil {
+			ev.cache, ev.cacheCtx = c.cache, ck
+		}
+	}
 	ev.forks = make(chan struct{}, c.fanOut-1)
 	ev.mu.memo = make(map[key]outcome)
 	return ev
@@ -126,6 +135,13 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 		}
 		return o, nil
 	}
+	if c := w.ev.cache; c != nil {
+		if o, ok := c.get(cacheKey{w.ev.r.Store(), w.ev.r.Revision(), w.ev.cacheCtx, k}); ok {
+			w.stats.cacheHits.Add(1)
+			w.ev.memoPut(k, o)
+			return o, nil
+		}
+	}
 	if pos, ok := w.onPath[k]; ok {
 		return w.leaf(outcome{m: NoPermission, low: pos}, "cycle", k.object(), ""), nil
 	}
@@ -167,6 +183,9 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	}
 	if o.low == noCycle {
 		w.ev.memoPut(k, o)
+		if c := w.ev.cache; c != nil {
+			c.put(cacheKey{w.ev.r.Store(), w.ev.r.Revision(), w.ev.cacheCtx, k}, o)
+		}
 	}
 	return o, nil
 }

@@ -17,6 +17,9 @@ type Observation struct {
 	Subproblems int
 	// MemoHits is how many sub-problems were answered from the request's memo.
 	MemoHits int
+	// CacheHits is how many sub-problems were answered from the Checker's cache of earlier
+	// requests at the same revision.
+	CacheHits int
 	// Depth is the most objects one path traversed.
 	Depth int
 	// IndexHits is how many recursive sub-problems the Leopard index answered; IndexFallbacks
@@ -28,6 +31,7 @@ type Observation struct {
 // walkStats counts one request's work; forked walkers share it.
 type walkStats struct {
 	subproblems, memoHits, depth atomic.Int64
+	cacheHits                    atomic.Int64
 	indexHits, indexFallbacks    atomic.Int64
 }
 

@@ -125,6 +125,10 @@ func (r *Reader) Close() {
 	}
 }
 
+// Store is the store the Reader reads. Caches of answers key on it with the revision: the same
+// revision of another store holds other data.
+func (r *Reader) Store() *Store { return r.s }
+
 // Revision is the revision the Reader reads at.
 func (r *Reader) Revision() Revision { return r.v.rev }
 

@@ -1,0 +1,9 @@
+package check
+
+// CacheEntries exposes the sub-problem cache's size to the external tests.
+func CacheEntries(c *Checker) int {
+	if c.cache == nil {
+		return 0
+	}
+	return c.cache.entries()
+}
