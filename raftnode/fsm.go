@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -25,6 +26,10 @@ type fsm struct {
 	log *slog.Logger
 	// restores counts completed snapshot restores (tests).
 	restores atomic.Int64
+	// lastIndex is the index of the last entry Apply handled (metrics.go: appliedIndex).
+	lastIndex atomic.Uint64
+	// metrics are updated by Apply, Persist and Restore (metrics.go).
+	metrics *metrics
 
 	// applied is signalled (closed and replaced) after every apply and restore.
 	mu struct {
@@ -41,7 +46,7 @@ type applyResult struct {
 }
 
 func newFSM(st *store.Store, log *slog.Logger) *fsm {
-	f := &fsm{st: st, log: log}
+	f := &fsm{st: st, log: log, metrics: newMetrics()}
 	f.mu.members = map[string]string{}
 	f.mu.applied = make(chan struct{})
 	return f
@@ -50,6 +55,11 @@ func newFSM(st *store.Store, log *slog.Logger) *fsm {
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
 	defer f.signal()
+	// metrics hook: apply latency and the applied index.
+	defer func(start time.Time) {
+		f.lastIndex.Store(l.Index)
+		f.metrics.applyDuration.Observe(since(start))
+	}(time.Now())
 	rev := store.Revision(l.Index)
 	cmd, err := DecodeCommand(l.Data)
 	if err != nil {
@@ -125,24 +135,34 @@ type snapshotHeader struct {
 // Snapshot implements raft.FSM. It runs between applies, so the checkpoint holds exactly the
 // entries applied so far; Persist streams it while applies go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	start := time.Now()
 	cp, err := f.st.Checkpoint()
 	if err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{cp: cp, members: f.members()}, nil
+	return &fsmSnapshot{cp: cp, members: f.members(), metrics: f.metrics, start: start}, nil
 }
 
 type fsmSnapshot struct {
 	cp      *store.Checkpoint
 	members map[string]string
+	metrics *metrics
+	start   time.Time // when Snapshot began (metrics)
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	err := s.write(sink)
+	cw := &countingWriter{w: sink}
+	err := s.write(cw)
 	if err != nil {
 		return errors.Join(err, sink.Cancel())
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	// metrics hook: a snapshot taken.
+	s.metrics.snapshotDuration.Observe(since(s.start))
+	s.metrics.snapshotSize.Set(float64(cw.n))
+	return nil
 }
 
 func (s *fsmSnapshot) write(w io.Writer) error {
@@ -193,7 +213,9 @@ func readSnapshotHeader(r io.Reader) (store.Revision, snapshotHeader, error) {
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	defer f.signal()
-	br := bufio.NewReaderSize(rc, 1<<20)
+	start := time.Now()
+	cr := &countingReader{r: rc}
+	br := bufio.NewReaderSize(cr, 1<<20)
 	_, hdr, err := readSnapshotHeader(br)
 	if err != nil {
 		return err
@@ -202,6 +224,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.restores.Add(1)
+	// metrics hook: a snapshot restored.
+	f.metrics.restoreDuration.Observe(since(start))
+	f.metrics.snapshotSize.Set(float64(cr.n))
 	f.mu.Lock()
 	for id, addr := range hdr.Members {
 		f.mu.members[id] = addr

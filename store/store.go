@@ -40,8 +40,10 @@ type Options struct {
 	GCInterval time.Duration
 	// CacheSize is Pebble's block cache in bytes; 0 is 64 MiB.
 	CacheSize int64
-	// NoSync commits without fsync. For tests and benchmarks only: a crash can lose
-	// acknowledged writes.
+	// NoSync commits without fsync: a crash can lose the last commits. Safe only where
+	// another durable log can replay them, as Raft's does under kengen serve (raftnode
+	// replays the log above the last snapshot and restores the snapshot when the store is
+	// behind it); otherwise for tests and benchmarks.
 	NoSync bool
 	// SkipVerify skips the checksum verification of every sstable at Open. Verification reads
 	// the whole store once; see docs/store-mvcc.md for its cost.
