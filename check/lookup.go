@@ -289,13 +289,19 @@ func (c *Checker) lookupResources(ctx context.Context, r *store.Reader, req Reso
 	}
 
 	// Candidates reached only through unions of uncaveated relationships are members; the
-	// others are confirmed with Check, in id order, a chunk at a time, until the limit.
+	// others are confirmed with Check, in id order, a chunk at a time, until the limit. The
+	// first chunk is what the page still needs and each later one twice the one before, so a
+	// small page checks few candidates beyond its last result (a client paging one result at
+	// a time pays one check a page, not a fixed batch) and a run of refusals costs a
+	// logarithmic number of rounds.
 	var out []FoundResource
 	full := func() bool { return req.Limit > 0 && len(out) >= req.Limit }
+	chunk := 0
 	for len(cands) > 0 && !full() {
 		n := len(cands)
 		if req.Limit > 0 {
-			n = min(n, max(2*(req.Limit-len(out)), 64))
+			chunk = max(req.Limit-len(out), 2*chunk)
+			n = min(n, chunk)
 		}
 		var reqs []Request
 		for _, cd := range cands[:n] {
