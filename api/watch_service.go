@@ -16,9 +16,9 @@ type watchService struct {
 	*Server
 }
 
-// watchPoll is how often an idle Watch looks for new revisions. The store has no
-// notification of its own; reading the applied revision is one atomic load.
-const watchPoll = 10 * time.Millisecond
+// watchPoll bounds how long an idle Watch waits before looking for new revisions again; it
+// normally wakes at once through the store's Applied channel, and the poll is only a backstop.
+const watchPoll = time.Second
 
 // Watch streams the relationship changes of every revision after optional_start_cursor (or
 // after the revision applied when the call arrives), one response per revision, filtered by
@@ -57,6 +57,7 @@ func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchSe
 	tick := time.NewTicker(watchPoll)
 	defer tick.Stop()
 	for {
+		applied := s.st.Applied() // taken before the check, so no advance is missed
 		if s.st.Revision() > after {
 			var sendErr error
 			err := s.st.Changes(after, func(c *store.Change) bool {
@@ -83,6 +84,7 @@ func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchSe
 			return ctx.Err()
 		case <-s.stopping:
 			return fmt.Errorf("%w: reconnect with the last changes_through token", errShuttingDown)
+		case <-applied:
 		case <-tick.C:
 		}
 	}

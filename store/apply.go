@@ -47,6 +47,7 @@ func (s *Store) Apply(rev Revision, at time.Time, b *Batch) (Result, error) {
 		s.relationships.Add(delta)
 		s.applied.Store(uint64(rev))
 		s.latest.Store(&revisionAt{rev, at})
+		s.advanced()
 		return res, nil
 	}
 	if wb != nil {
@@ -77,6 +78,7 @@ func (s *Store) commitRejected(rev Revision, at time.Time) error {
 	}
 	s.applied.Store(uint64(rev))
 	s.latest.Store(&revisionAt{rev, at})
+	s.advanced()
 	return nil
 }
 
@@ -456,6 +458,7 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	s.mu.Unlock()
 	s.applied.Store(uint64(rev))
 	s.latest.Store(&revisionAt{rev, at})
+	s.advanced()
 	return nil
 }
 

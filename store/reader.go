@@ -69,6 +69,29 @@ func (s *Store) releaseReader(rev Revision) {
 	}
 }
 
+// Applied returns a channel that is closed when the applied revision next advances, so that
+// a waiter (a Watch stream, a read waiting for a ZedToken's revision) wakes at once instead of
+// polling. Take the channel, then read Revision(), then wait: an advance between the two is
+// not missed.
+func (s *Store) Applied() <-chan struct{} {
+	for {
+		if ch := s.applyCh.Load(); ch != nil {
+			return *ch
+		}
+		ch := make(chan struct{})
+		if s.applyCh.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+// advanced wakes the waiters of Applied after the applied revision moved.
+func (s *Store) advanced() {
+	if ch := s.applyCh.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
 // revisionAt is a revision and the time it was applied with.
 type revisionAt struct {
 	rev Revision

@@ -68,7 +68,9 @@ type Store struct {
 	applied atomic.Uint64 // the latest applied revision
 	// latest caches the latest applied revision's time, so that opening a Reader there (the
 	// common case) needs no read of the change log.
-	latest        atomic.Pointer[revisionAt]
+	latest atomic.Pointer[revisionAt]
+	// applyCh is closed, and replaced, whenever the applied revision advances (Applied).
+	applyCh       atomic.Pointer[chan struct{}]
 	relationships atomic.Int64 // live relationships at the latest revision
 
 	// writeMu serialises Apply and WriteSchema.
