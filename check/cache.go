@@ -26,11 +26,6 @@ type cacheKey struct {
 	k   key
 }
 
-type cacheEntry struct {
-	key cacheKey
-	o   outcome
-}
-
 type subCache struct {
 	shardBudget int64
 	shards      [cacheShards]cacheShard

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -103,4 +104,29 @@ func (c *cli) printJSON(m proto.Message) error {
 	}
 	_, err = fmt.Fprintf(c.stdout, "%s\n", b)
 	return err
+}
+
+// printStream receives every response of a server stream and prints it: as JSON with --json,
+// else as the lines text gives for it.
+func printStream[T proto.Message](c *cli, recv func() (T, error), text func(T) []string) error {
+	for {
+		resp, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if c.json {
+			if err := c.printJSON(resp); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, line := range text(resp) {
+			if _, err := fmt.Fprintln(c.stdout, line); err != nil {
+				return err
+			}
+		}
+	}
 }

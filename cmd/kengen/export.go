@@ -1,10 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io"
-
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/spf13/cobra"
 )
@@ -37,26 +33,13 @@ ExportBulkRelationships response.`,
 			if err != nil {
 				return err
 			}
-			for {
-				resp, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					return nil
+			return printStream(c, stream.Recv, func(resp *v1.ExportBulkRelationshipsResponse) []string {
+				lines := make([]string, len(resp.GetRelationships()))
+				for i, r := range resp.GetRelationships() {
+					lines[i] = formatRelationship(r)
 				}
-				if err != nil {
-					return err
-				}
-				if c.json {
-					if err := c.printJSON(resp); err != nil {
-						return err
-					}
-					continue
-				}
-				for _, r := range resp.GetRelationships() {
-					if _, err := fmt.Fprintln(c.stdout, formatRelationship(r)); err != nil {
-						return err
-					}
-				}
-			}
+				return lines
+			})
 		},
 	}
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -53,23 +51,9 @@ func newLookupCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for {
-				resp, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if c.json {
-					err = c.printJSON(resp)
-				} else {
-					_, err = fmt.Fprintln(c.stdout, args[0]+":"+resp.GetResourceObjectId()+conditional(resp.GetPartialCaveatInfo()))
-				}
-				if err != nil {
-					return err
-				}
-			}
+			return printStream(c, stream.Recv, func(resp *v1.LookupResourcesResponse) []string {
+				return []string{args[0] + ":" + resp.GetResourceObjectId() + conditional(resp.GetPartialCaveatInfo())}
+			})
 		},
 	}
 	subjects := &cobra.Command{
@@ -99,20 +83,7 @@ func newLookupCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for {
-				resp, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if c.json {
-					if err := c.printJSON(resp); err != nil {
-						return err
-					}
-					continue
-				}
+			return printStream(c, stream.Recv, func(resp *v1.LookupSubjectsResponse) []string {
 				s := resp.GetSubject()
 				line := typ + ":" + s.GetSubjectObjectId()
 				if rel != "" {
@@ -125,10 +96,8 @@ func newLookupCmd(c *cli) *cobra.Command {
 					}
 					line += " - {" + strings.Join(ids, ", ") + "}"
 				}
-				if _, err := fmt.Fprintln(c.stdout, line+conditional(s.GetPartialCaveatInfo())); err != nil {
-					return err
-				}
-			}
+				return []string{line + conditional(s.GetPartialCaveatInfo())}
+			})
 		},
 	}
 	for _, sub := range []*cobra.Command{resources, subjects} {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -127,23 +126,9 @@ func newReadCmd(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for {
-				resp, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if c.json {
-					err = c.printJSON(resp)
-				} else {
-					_, err = fmt.Fprintln(c.stdout, formatRelationship(resp.GetRelationship()))
-				}
-				if err != nil {
-					return err
-				}
-			}
+			return printStream(c, stream.Recv, func(resp *v1.ReadRelationshipsResponse) []string {
+				return []string{formatRelationship(resp.GetRelationship())}
+			})
 		},
 	}
 	cmd.Flags().Uint32Var(&limit, "limit", 0, "print at most this many (0: all)")
