@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kengen/kengen/raftnode/internal/faultproxy"
 	"github.com/kengen/kengen/store"
@@ -25,33 +27,140 @@ const faultTestsEnv = "KENGEN_FAULT_TESTS"
 
 func longFaultTests() bool { return os.Getenv(faultTestsEnv) == "1" }
 
-// faultNode is a testNode whose raft and cluster gRPC listeners sit behind fault proxies:
-// the other nodes know it only by the proxies' addresses, so cutting the proxies makes it
-// unreachable.
+// faultNode is a testNode whose links to every other node go through fault proxies, one
+// per direction: the proxy n1→n2 carries n1's raft RPCs and cluster gRPC calls to n2, the
+// proxy n2→n1 those of n2 to n1. Each node dials its peers through its own proxies (raft's
+// ServerAddressProvider and a gRPC dialer), so cutting a node's proxies in both directions
+// partitions it away completely: it can neither reach the others nor be reached.
 type faultNode struct {
 	*testNode
-	raftProxy, grpcProxy *faultproxy.Proxy
+	net *faultNet
+	// raftView and grpcView map a peer to the address of this node's proxy to it.
+	raftView *addrView
+	grpcView *addrView
 }
 
-// cut makes the node unreachable: every connection to its raft transport and to its cluster
-// service breaks, and new ones are refused, until heal.
-func (fn *faultNode) cut() { fn.raftProxy.Cut(); fn.grpcProxy.Cut() }
+// cut partitions the node away: every link to and from it breaks (open connections close,
+// new ones are refused) until heal.
+func (fn *faultNode) cut() { fn.net.setCut(fn.id, true) }
 
-func (fn *faultNode) heal() { fn.raftProxy.Restore(); fn.grpcProxy.Restore() }
+func (fn *faultNode) heal() { fn.net.setCut(fn.id, false) }
 
-// startFaultCluster starts three nodes behind proxies and bootstraps them with a
-// configuration that names the proxies' addresses.
+// faultNet holds the proxies of every directed link between the fault nodes.
+type faultNet struct {
+	mu struct {
+		sync.Mutex
+		cut   map[string]bool
+		links map[[2]string][]*faultproxy.Proxy // {from, to} → raft and gRPC proxies
+	}
+}
+
+// setCut marks a node cut or not; a link is open only while neither of its ends is cut, so
+// healing one of two cut nodes leaves the link between them cut.
+func (fnet *faultNet) setCut(id string, cut bool) {
+	fnet.mu.Lock()
+	defer fnet.mu.Unlock()
+	fnet.mu.cut[id] = cut
+	for ends, proxies := range fnet.mu.links {
+		for _, p := range proxies {
+			if fnet.mu.cut[ends[0]] || fnet.mu.cut[ends[1]] {
+				p.Cut()
+			} else {
+				p.Restore()
+			}
+		}
+	}
+}
+
+// addrView is one node's view of its peers' addresses: raft's ServerAddressProvider for the
+// raft transport, and the rewrite a gRPC dialer applies.
+type addrView struct {
+	mu struct {
+		sync.Mutex
+		addrs map[string]string
+	}
+}
+
+func newAddrView() *addrView {
+	v := &addrView{}
+	v.mu.addrs = map[string]string{}
+	return v
+}
+
+func (v *addrView) set(key, addr string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.mu.addrs[key] = addr
+}
+
+func (v *addrView) lookup(key string) (string, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a, ok := v.mu.addrs[key]
+	return a, ok
+}
+
+// ServerAddr implements raft.ServerAddressProvider.
+func (v *addrView) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if a, ok := v.lookup(string(id)); ok {
+		return raft.ServerAddress(a), nil
+	}
+	return "", fmt.Errorf("no proxy to %s", id)
+}
+
+// dial is the gRPC dialer: a peer's address is replaced by this node's proxy to it.
+func (v *addrView) dial(ctx context.Context, addr string) (net.Conn, error) {
+	if a, ok := v.lookup(addr); ok {
+		addr = a
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// startFaultCluster starts three nodes, puts a proxy on each direction of each link, and
+// bootstraps them.
 func startFaultCluster(t *testing.T) []*faultNode {
 	t.Helper()
+	fnet := &faultNet{}
+	fnet.mu.cut = map[string]bool{}
+	fnet.mu.links = map[[2]string][]*faultproxy.Proxy{}
 	var (
 		nodes []*faultNode
 		conf  raft.Configuration
 	)
 	for _, id := range []string{"n1", "n2", "n3"} {
-		fn := startFaultNode(t, id)
+		fn := startFaultNode(t, id, fnet)
 		nodes = append(nodes, fn)
-		conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(fn.raftProxy.Addr())})
+		conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(fn.raftAddr)})
 	}
+	var proxies []*faultproxy.Proxy
+	for _, from := range nodes {
+		for _, to := range nodes {
+			if from == to {
+				continue
+			}
+			rp, err := faultproxy.Listen(to.raftAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gp, err := faultproxy.Listen(to.grpcAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxies = append(proxies, rp, gp)
+			from.raftView.set(to.id, rp.Addr())
+			from.grpcView.set(to.grpcAddr, gp.Addr())
+			fnet.mu.links[[2]string{from.id, to.id}] = []*faultproxy.Proxy{rp, gp}
+		}
+	}
+	t.Cleanup(func() {
+		for _, fn := range nodes {
+			fn.stop() // before the proxies close
+		}
+		for _, p := range proxies {
+			_ = p.Close()
+		}
+	})
 	for _, fn := range nodes {
 		if err := fn.node.raft.BootstrapCluster(conf).Error(); err != nil {
 			t.Fatalf("bootstrapping %s: %v", fn.id, err)
@@ -60,7 +169,7 @@ func startFaultCluster(t *testing.T) []*faultNode {
 	for _, fn := range nodes {
 		eventually(t, fn.id+" knows the members", func() error {
 			for _, o := range nodes {
-				if fn.node.fsm.member(o.id) != o.grpcProxy.Addr() {
+				if fn.node.fsm.member(o.id) != o.grpcAddr {
 					return fmt.Errorf("%s does not know %s", fn.id, o.id)
 				}
 			}
@@ -70,39 +179,36 @@ func startFaultCluster(t *testing.T) []*faultNode {
 	return nodes
 }
 
-func startFaultNode(t *testing.T, id string) *faultNode {
+func startFaultNode(t *testing.T, id string, fnet *faultNet) *faultNode {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gp, err := faultproxy.Listen(lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gp.Close() })
 	dir := t.TempDir()
+	fn := &faultNode{net: fnet, raftView: newAddrView(), grpcView: newAddrView()}
 	tn := &testNode{t: t, id: id, dir: dir, grpcAddr: lis.Addr().String()}
+	fn.testNode = tn
 	tn.cfg = faultNodeConfig(id)
 	if tn.st, err = store.Open(filepath.Join(dir, "store"), store.Options{NoSync: true, GCInterval: -1, SkipVerify: true}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := tn.cfg
-	cfg.Store, cfg.Dir, cfg.RaftAddr, cfg.GRPCAddr = tn.st, filepath.Join(dir, "raft"), "127.0.0.1:0", gp.Addr()
+	cfg.Store, cfg.Dir, cfg.RaftAddr, cfg.GRPCAddr = tn.st, filepath.Join(dir, "raft"), "127.0.0.1:0", tn.grpcAddr
+	cfg.ServerAddressProvider = fn.raftView
+	cfg.DialOptions = []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(fn.grpcView.dial),
+	}
 	if tn.node, err = Open(cfg); err != nil {
 		t.Fatal(err)
 	}
 	tn.raftAddr = tn.node.RaftAddr()
-	rp, err := faultproxy.Listen(tn.raftAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rp.Close() })
 	tn.srv = grpc.NewServer()
 	tn.srv.RegisterService(&ServiceDesc, tn.node)
 	go func() { _ = tn.srv.Serve(lis) }()
-	t.Cleanup(tn.stop) // runs before the proxies close
-	return &faultNode{testNode: tn, raftProxy: rp, grpcProxy: gp}
+	t.Cleanup(tn.stop)
+	return fn
 }
 
 // faultNodeConfig has the timings startNode (cluster_test.go) gives its nodes.
@@ -133,9 +239,10 @@ func faultLeader(t *testing.T, nodes []*faultNode) *faultNode {
 	return nil
 }
 
-// A follower cut off from the others acknowledges no write and answers no fully consistent
-// read (both fail with ErrUnavailable) while the majority goes on writing; after the link
-// heals it catches up.
+// A follower partitioned away in both directions (it reaches no one and no one reaches it,
+// over raft and over the cluster service) acknowledges no write and answers no fully
+// consistent read (both fail with ErrUnavailable) while the majority goes on writing; after
+// the links heal it catches up, and none of the writes it refused appears anywhere.
 func TestPartitionedMinority(t *testing.T) {
 	nodes := startFaultCluster(t)
 	ctx := ctxT(t)

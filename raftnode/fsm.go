@@ -62,8 +62,14 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}(time.Now())
 	rev := store.Revision(l.Index)
 	cmd, err := DecodeCommand(l.Data)
+	if errors.Is(err, ErrNewerCommand) {
+		// Skipping it would leave this node's store behind every upgraded node's for good:
+		// stop here, loudly, so that the node is upgraded (docs/raft.md: upgrades).
+		panic(fmt.Sprintf("raftnode: entry %d: %v; upgrade this node to the cluster's kengen version", l.Index, err))
+	}
 	if err != nil {
-		// Every node decodes the same bytes the same way, so all skip it alike.
+		// A malformed entry of a version this build reads: every node running this build
+		// decodes the same bytes the same way, so all skip it alike.
 		f.log.Error("raftnode: skipping an entry", "index", l.Index, "error", err)
 		return applyResult{err: err}
 	}

@@ -40,6 +40,9 @@ var (
 	ErrUnavailable = errors.New("raftnode: cluster unavailable, retry")
 	// ErrUnknownCommand is a log entry this build cannot decode.
 	ErrUnknownCommand = errors.New("raftnode: unknown command")
+	// ErrNewerCommand is a log entry written in an encoding newer than this build reads: the
+	// node must be upgraded, and it stops rather than skip the entry and diverge.
+	ErrNewerCommand = errors.New("raftnode: log entry from a newer kengen")
 	// ErrSnapshot is a snapshot stream that is not kengen's.
 	ErrSnapshot = errors.New("raftnode: bad snapshot")
 	// ErrMembership is a membership change that raft refused.
@@ -70,6 +73,11 @@ type Config struct {
 	// TLS, when set, secures the raft transport: mutual TLS (LoadTLS), so that only nodes
 	// whose certificates the cluster's CA signed can exchange raft messages. Nil is plain TCP.
 	TLS *tls.Config
+	// ServerAddressProvider, when set, is asked for the address to dial for each peer
+	// (by server id) instead of the address in the raft configuration; an error falls back
+	// to that address. Fault tests use it to route each direction of each link through its
+	// own proxy. Nil dials the configured addresses.
+	ServerAddressProvider raft.ServerAddressProvider
 
 	// SnapshotThreshold, TrailingLogs, SnapshotInterval tune log compaction; 0 is raft's
 	// default (8192 entries, 10240 trailing, 120 s).
@@ -195,14 +203,17 @@ func Open(cfg Config) (*Node, error) {
 
 // newTransport is raft's TCP transport, over TLS when cfg.TLS is set.
 func newTransport(cfg Config, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+	tc := &raft.NetworkTransportConfig{ServerAddressProvider: cfg.ServerAddressProvider, Logger: hlog,
+		MaxPool: 3, Timeout: 10 * time.Second}
 	if cfg.TLS == nil {
-		return raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 3, 10*time.Second, hlog)
+		return raft.NewTCPTransportWithConfig(cfg.RaftAddr, nil, tc)
 	}
 	stream, err := newTLSStream(cfg.RaftAddr, cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
-	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog), nil
+	tc.Stream = stream
+	return raft.NewNetworkTransportWithConfig(tc), nil
 }
 
 func setNonZero[T comparable](dst *T, v T) {

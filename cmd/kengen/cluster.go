@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -33,8 +34,11 @@ are forwarded to the leader). Nodes join with 'kengen serve --join ADDR'.`,
 	}
 	status := &cobra.Command{
 		Use:   "status",
-		Short: "Show the leader, the term, the members and the node's applied and commit index",
-		Args:  cobra.NoArgs,
+		Short: "Show the leader, the members, and each member's state, term, applied revision and commit index",
+		Long: `Show the cluster as the node at --endpoint sees it (leader, term, members), then ask every
+member for its own state, term, applied revision and commit index. A member that does not
+answer within a few seconds is shown as unreachable.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			endpoint, token, opts, err := c.clusterTarget()
 			if err != nil {
@@ -46,17 +50,31 @@ are forwarded to the leader). Nodes join with 'kengen serve --join ADDR'.`,
 			if err != nil {
 				return errors.New(describe(err))
 			}
+			cs := clusterStatus{Status: st, Nodes: memberStatuses(ctx, st, token, opts)}
 			if c.json {
-				return json.NewEncoder(c.stdout).Encode(st)
+				return json.NewEncoder(c.stdout).Encode(cs)
 			}
 			fmt.Fprintf(c.stdout, "node %s (%s), leader %s, term %d, applied revision %d, commit index %d, last index %d\n",
 				st.ID, st.State, firstNonEmpty(st.Leader, "(none)"), st.Term, st.Applied, st.CommitIndex, st.LastIndex)
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tGRPC ADDRESS\tVOTER\tLEADER")
-			for _, m := range st.Members {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\n", m.ID, m.RaftAddr, firstNonEmpty(m.GRPCAddr, "?"), m.Voter, m.Leader)
+			fmt.Fprintln(tw, "ID\tSTATE\tTERM\tAPPLIED REVISION\tCOMMIT INDEX\tVOTER\tRAFT ADDRESS\tGRPC ADDRESS")
+			for i, m := range st.Members {
+				ns := cs.Nodes[i]
+				term, applied, commit := "-", "-", "-"
+				if ns.Reachable {
+					term, applied, commit = fmt.Sprint(ns.Term), fmt.Sprint(ns.Applied), fmt.Sprint(ns.CommitIndex)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\t%s\n", m.ID, ns.State, term, applied, commit, m.Voter, m.RaftAddr, firstNonEmpty(m.GRPCAddr, "?"))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, ns := range cs.Nodes {
+				if !ns.Reachable {
+					fmt.Fprintf(c.stdout, "%s unreachable: %s\n", ns.ID, ns.Error)
+				}
+			}
+			return nil
 		},
 	}
 	admin := func(use, short, op string, args cobra.PositionalArgs) *cobra.Command {
@@ -119,4 +137,67 @@ func (c *cli) clusterTarget() (string, string, []grpc.DialOption, error) {
 		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
 	return endpoint, token, []grpc.DialOption{grpc.WithTransportCredentials(creds)}, nil
+}
+
+// memberStatusTimeout bounds the Status call to one member in `cluster status`.
+const memberStatusTimeout = 3 * time.Second
+
+// clusterStatus is `cluster status --json`: the queried node's view, and each member's own.
+type clusterStatus struct {
+	raftnode.Status
+	Nodes []nodeStatus `json:"nodes"`
+}
+
+// nodeStatus is one member's answer about itself; State is "unreachable" when it gave none.
+type nodeStatus struct {
+	ID          string `json:"id"`
+	GRPCAddr    string `json:"grpc_addr"`
+	Reachable   bool   `json:"reachable"`
+	Error       string `json:"error,omitempty"`
+	State       string `json:"state"`
+	Leader      string `json:"leader,omitempty"`
+	Term        uint64 `json:"term"`
+	Applied     uint64 `json:"applied_revision"`
+	CommitIndex uint64 `json:"commit_index"`
+	LastIndex   uint64 `json:"last_index"`
+}
+
+// memberStatuses asks every member of st (in its order) for its own status, all at once,
+// each within memberStatusTimeout. The node that answered st is not asked again.
+func memberStatuses(ctx context.Context, st raftnode.Status, token string, opts []grpc.DialOption) []nodeStatus {
+	out := make([]nodeStatus, len(st.Members))
+	var wg sync.WaitGroup
+	for i, m := range st.Members {
+		if m.ID == st.ID {
+			out[i] = toNodeStatus(m.GRPCAddr, st)
+			continue
+		}
+		out[i] = nodeStatus{ID: m.ID, GRPCAddr: m.GRPCAddr, State: "unreachable"}
+		if m.GRPCAddr == "" {
+			out[i].Error = "its gRPC address is not known yet"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mctx, cancel := context.WithTimeout(ctx, memberStatusTimeout)
+			defer cancel()
+			ms, err := raftnode.RemoteStatus(mctx, m.GRPCAddr, token, opts)
+			switch {
+			case err != nil:
+				out[i].Error = describe(err)
+			case ms.ID != m.ID:
+				out[i].Error = fmt.Sprintf("%s answers as node %q", m.GRPCAddr, ms.ID)
+			default:
+				out[i] = toNodeStatus(m.GRPCAddr, ms)
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func toNodeStatus(grpcAddr string, st raftnode.Status) nodeStatus {
+	return nodeStatus{ID: st.ID, GRPCAddr: grpcAddr, Reachable: true, State: st.State, Leader: st.Leader,
+		Term: st.Term, Applied: st.Applied, CommitIndex: st.CommitIndex, LastIndex: st.LastIndex}
 }

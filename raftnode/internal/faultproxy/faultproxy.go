@@ -1,8 +1,8 @@
 // Package faultproxy is a TCP proxy for fault tests: it forwards every connection it accepts
 // to one target address, and can cut the link (closing the connections it carries and
-// refusing new ones) and restore it. Put one in front of each node's raft and cluster gRPC
-// listeners and have the nodes advertise the proxy's address, and a test can partition a
-// node away and heal it.
+// refusing new ones) and restore it. Put one on each direction of each link between nodes
+// (node A dials B through the proxy A→B, B dials A through B→A), and a test can partition a
+// node away in both directions, or in one, and heal it.
 //
 // It is written for kengen's tests rather than taken from a library: the tests need only
 // cut and restore, which is a few dozen lines, while the maintained proxy libraries
