@@ -3,8 +3,10 @@ package check
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/kengen/kengen/schema"
@@ -345,23 +347,56 @@ type candidate struct {
 // userset that may contain it, and returns those of the requested type and permission,
 // sorted by id.
 func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema, req ResourcesRequest) ([]candidate, error) {
-	g := newReverseGraph(sch)
+	g := reverseGraphOf(sch)
 	subjRel := normaliseRelation(req.SubjectRelation)
-	// certain[n] is false for a node reached only through an intersection, an exclusion, an
-	// all-arrow or a caveat; a node first reached uncertain and later certain is walked again,
-	// so certainty spreads (each node is walked at most twice).
-	certain := make(map[node]bool)
+	// certain[type, relation][id] is false for a node reached only through an intersection,
+	// an exclusion, an all-arrow or a caveat; a node first reached uncertain and later certain
+	// is walked again, so certainty spreads (each node is walked at most twice). Keyed by
+	// (type, relation) first, so that the large inner maps hash only ids.
+	certain := make(map[typeRelation]map[string]bool)
 	type item struct {
 		n       node
 		certain bool
 	}
 	var stack []item
 	push := func(n node, sure bool) {
-		was, seen := certain[n]
+		tr := typeRelation{n.typ, n.relation}
+		ids := certain[tr]
+		if ids == nil {
+			ids = make(map[string]bool)
+			certain[tr] = ids
+		}
+		was, seen := ids[n.id]
 		if !seen || (sure && !was) {
-			certain[n] = sure
+			ids[n.id] = sure
 			stack = append(stack, item{n, sure})
 		}
+	}
+	// shared holds the results of tupleset scans that several arrows make (account->edit and
+	// account->view both read deal#account of one account): each is read once, and dropped
+	// once every arrow sharing it has used it.
+	type sharedScan struct {
+		hits []arrowHit
+		left int
+	}
+	shared := make(map[scanKey]*sharedScan)
+	scan := func(k scanKey) ([]arrowHit, error) {
+		users := g.sharedScans[tupleset{k.subjType, k.subjRel, k.resType, k.tupleset}]
+		if s, ok := shared[k]; ok {
+			if s.left--; s.left == 0 {
+				delete(shared, k)
+			}
+			return s.hits, nil
+		}
+		var hits []arrowHit
+		err := r.Resources(k.subjType, k.subjID, k.subjRel, k.resType, k.tupleset, func(t *store.Relationship) bool {
+			hits = append(hits, arrowHit{t.ResourceID, t.Caveat != ""})
+			return true
+		})
+		if err == nil && users > 1 {
+			shared[k] = &sharedScan{hits: hits, left: users - 1}
+		}
+		return hits, err
 	}
 	push(node{req.SubjectType, req.SubjectID, subjRel}, true)
 	if subjRel == "" {
@@ -396,24 +431,44 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 		// Arrows whose tupleset holds n's object and whose target is n's relation.
 		for _, a := range g.arrows[n.relation] {
 			for _, subjRel := range a.subjectRelations[n.typ] {
-				err := r.Resources(n.typ, n.id, subjRel, a.resType, a.tupleset, func(t *store.Relationship) bool {
-					push(node{t.ResourceType, t.ResourceID, a.permission}, sure && a.union && t.Caveat == "")
-					return true
-				})
+				hits, err := scan(scanKey{n.typ, n.id, subjRel, a.resType, a.tupleset})
 				if err != nil {
 					return nil, err
+				}
+				for _, h := range hits {
+					push(node{a.resType, h.id, a.permission}, sure && a.union && !h.caveated)
 				}
 			}
 		}
 	}
-	var out []candidate
-	for n, sure := range certain {
-		if n.typ == req.ResourceType && n.relation == req.Permission && n.id != store.Wildcard {
-			out = append(out, candidate{n.id, sure})
+	found := certain[typeRelation{req.ResourceType, req.Permission}]
+	out := make([]candidate, 0, len(found))
+	for id, sure := range found {
+		if id != store.Wildcard {
+			out = append(out, candidate{id, sure})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.id, b.id) })
 	return out, nil
+}
+
+type typeRelation struct{ typ, relation string }
+
+// scanKey is one read of a tupleset backwards: the relationships resType:?#tupleset whose
+// subject is subjType:subjID#subjRel.
+type scanKey struct {
+	subjType, subjID, subjRel, resType, tupleset string
+}
+
+// tupleset is a scanKey without its subject id.
+type tupleset struct {
+	subjType, subjRel, resType, tupleset string
+}
+
+// arrowHit is a resource a tupleset scan found, and whether its relationship has a caveat.
+type arrowHit struct {
+	id       string
+	caveated bool
 }
 
 // candidateKey identifies one reverse walk: the store (through its compiled schema, which
@@ -505,6 +560,20 @@ type reverseGraph struct {
 	direct   map[directKey][]directEdge
 	computed map[[2]string][]computedEdge // (type, relation) → permissions of that type naming it
 	arrows   map[string][]arrowEdge       // target relation name → arrows
+	// sharedScans counts, for a tupleset read by more than one arrow, how many arrows read it.
+	sharedScans map[tupleset]int
+}
+
+// reverseGraphs caches newReverseGraph per compiled schema.
+var reverseGraphs sync.Map // *schema.Schema → *reverseGraph
+
+func reverseGraphOf(sch *schema.Schema) *reverseGraph {
+	if g, ok := reverseGraphs.Load(sch); ok {
+		return g.(*reverseGraph)
+	}
+	g := newReverseGraph(sch)
+	reverseGraphs.Store(sch, g)
+	return g
 }
 
 type directKey struct {
@@ -583,6 +652,21 @@ func newReverseGraph(sch *schema.Schema) *reverseGraph {
 				k := [2]string{ns.Name, name}
 				g.computed[k] = append(g.computed[k], computedEdge{rel.Name, union})
 			}
+		}
+	}
+	g.sharedScans = make(map[tupleset]int)
+	for _, edges := range g.arrows {
+		for _, a := range edges {
+			for typ, rels := range a.subjectRelations {
+				for _, rel := range rels {
+					g.sharedScans[tupleset{typ, rel, a.resType, a.tupleset}]++
+				}
+			}
+		}
+	}
+	for k, n := range g.sharedScans {
+		if n < 2 {
+			delete(g.sharedScans, k)
 		}
 	}
 	return g

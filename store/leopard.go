@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -94,6 +95,15 @@ func collectTuplesets(rw *schema.Rewrite, into map[string]bool) {
 // edgeSets caches indexedEdges per compiled schema.
 var edgeSets sync.Map // *schema.Schema → map[Edge]bool
 
+// edges returns the relations the store's Leopard index covers under sch: none when
+// Options.NoClosureIndex turns the index off.
+func (s *Store) edges(sch *schema.Schema) map[Edge]bool {
+	if s.opts.NoClosureIndex {
+		return nil
+	}
+	return edgesOf(sch)
+}
+
 func edgesOf(sch *schema.Schema) map[Edge]bool {
 	if sch == nil {
 		return nil
@@ -121,7 +131,7 @@ func closureObjectPrefix(b []byte, prefix byte, e Edge, from string) []byte {
 // cover relation rel of typ with subject relation subjRel ("" for arrows over parent-like
 // relations, rel itself for nested usersets).
 func (r *Reader) Indexed(typ, rel, subjRel string) bool {
-	return edgesOf(r.sch)[Edge{typ, rel, plain(subjRel)}]
+	return r.s.edges(r.sch)[Edge{typ, rel, plain(subjRel)}]
 }
 
 // Reaches reports whether object `to` is reachable from `from` over one or more relationships
@@ -180,7 +190,7 @@ func (v *view) versionVisible(p []byte) (bool, error) {
 
 // maintainClosures brings the Leopard index up to date with the edges this batch changed.
 func (w *writer) maintainClosures(sch *schema.Schema) error {
-	edges := edgesOf(sch)
+	edges := w.s.edges(sch)
 	if len(edges) == 0 {
 		return nil
 	}
@@ -200,7 +210,7 @@ func (w *writer) maintainClosures(sch *schema.Schema) error {
 		if dirty[e] == nil {
 			continue
 		}
-		if err := w.recomputeClosures(e, dirty[e]); err != nil {
+		if err := w.recomputeClosures(e, dirty[e], false); err != nil {
 			return err
 		}
 	}
@@ -245,32 +255,43 @@ func (s *Store) retireClosures(horizon Revision) (int, error) {
 	return removed, err
 }
 
-// closureGraph reads edges of one indexed relation from the batch's own view.
+// closureGraph reads edges of one indexed relation inside the batch: after it (the state
+// being written) and before it.
 type closureGraph struct {
-	w     *writer
-	e     Edge
-	after view
-	limit int
+	w             *writer
+	e             Edge
+	after, before view
+	limit         int
+	// boundary caches the stored closures of objects outside the affected set, which the
+	// batch does not change.
+	boundary map[string]storedClosure
+	// it reads the closures as stored before this maintenance wrote any (write, setVersioned).
+	it *pebble.Iterator
 }
 
-// out returns the objects x points to (x#rel@typ:y[#subjRel]), sorted.
-func (g *closureGraph) out(x string) ([]string, error) {
+// storedClosure is one object's closure as stored: ids sorted, or over when it overflowed.
+type storedClosure struct {
+	ids  []string
+	over bool
+}
+
+// out returns the objects x points to (x#rel@typ:y[#subjRel]) in the view, sorted.
+func (g *closureGraph) out(v *view, x string) ([]string, error) {
 	var ids []string
-	err := g.after.scanForward(func() []byte {
-		p := []byte{prefixForward}
-		p = appendField(p, g.e.Type)
-		p = appendField(p, x)
-		p = appendField(p, g.e.Relation)
-		p = appendField(p, g.e.SubjectRelation)
-		return appendField(p, g.e.Type)
-	}(), nil, 0, func(rel *Relationship) bool {
+	p := []byte{prefixForward}
+	p = appendField(p, g.e.Type)
+	p = appendField(p, x)
+	p = appendField(p, g.e.Relation)
+	p = appendField(p, g.e.SubjectRelation)
+	p = appendField(p, g.e.Type)
+	err := v.scanForward(p, nil, 0, func(rel *Relationship) bool {
 		ids = append(ids, rel.SubjectID)
 		return true
 	})
 	return ids, err
 }
 
-// in returns the objects that point to x.
+// in returns the objects that point to x after the batch.
 func (g *closureGraph) in(x string) ([]string, error) {
 	var ids []string
 	p := []byte{prefixReverse}
@@ -286,32 +307,52 @@ func (g *closureGraph) in(x string) ([]string, error) {
 	return ids, err
 }
 
-// stored returns the live closure of x as stored before this maintenance (nil, true when it
-// overflowed).
-func (g *closureGraph) stored(x string) (map[string]bool, bool, error) {
+// stored returns the live closure of x as stored before this maintenance, sorted (over when
+// it overflowed).
+func (g *closureGraph) stored(x string) (storedClosure, error) {
 	current := view{src: g.w.wb, rev: live - 1, at: g.w.at}
 	over, err := current.versionVisible(closureObjectPrefix(nil, prefixOverflow, g.e, x))
 	if err != nil || over {
-		return nil, over, err
+		return storedClosure{over: over}, err
 	}
-	set := map[string]bool{}
+	var ids []string
 	p := closureObjectPrefix(nil, prefixClosure, g.e, x)
 	err = scanPrefix(g.w.wb, p, func(k, val []byte) (bool, error) {
 		if valueDeleted(val) == live {
 			id, _, _ := bytes.Cut(k[len(p):], []byte{0})
-			set[string(id)] = true
+			ids = append(ids, string(id))
 		}
 		return true, nil
 	})
-	return set, false, err
+	return storedClosure{ids: ids}, err
+}
+
+func (g *closureGraph) boundaryClosure(y string) (storedClosure, error) {
+	if c, ok := g.boundary[y]; ok {
+		return c, nil
+	}
+	c, err := g.stored(y)
+	if err == nil {
+		g.boundary[y] = c
+	}
+	return c, err
 }
 
 // recomputeClosures recomputes the closure of every object whose closure may have changed
 // because the out-edges of the objects in dirty changed: those objects and everything that
 // reaches them. Strongly connected components (cycles) are found with Tarjan's algorithm, and
 // closures computed successors first, each from its successors' closures.
-func (w *writer) recomputeClosures(e Edge, dirty map[string]bool) error {
-	g := &closureGraph{w: w, e: e, after: view{src: w.wb, rev: w.rev, at: w.at}, limit: w.s.closureLimit}
+//
+// The closures before the batch are computed the same way over the edges before it (an object
+// reaches a dirty one before the batch only if it does after it, so the affected set is the
+// same), rather than read back: reading every affected closure costs the sum of their sizes,
+// quadratic down a chain. Only an overflow marker is read per object, and a stored closure
+// only where the computed one overflowed (the limit may have changed since it was stored).
+// fresh says nothing is stored yet for e (a schema write that starts indexing it).
+func (w *writer) recomputeClosures(e Edge, dirty map[string]bool, fresh bool) error {
+	g := &closureGraph{w: w, e: e, limit: w.s.closureLimit, boundary: map[string]storedClosure{},
+		after:  view{src: w.wb, rev: w.rev, at: w.at},
+		before: view{src: w.wb, rev: w.rev - 1, at: w.at}}
 
 	// The affected set: dirty objects and all that reach them (breadth first, backwards).
 	affected := map[string]bool{}
@@ -334,64 +375,32 @@ func (w *writer) recomputeClosures(e Edge, dirty map[string]bool) error {
 		queue = append(queue, in...)
 	}
 
-	outs := map[string][]string{}
+	outs := make(map[string][]string, len(affected))
 	for x := range affected {
-		o, err := g.out(x)
+		o, err := g.out(&g.after, x)
 		if err != nil {
 			return err
 		}
 		outs[x] = o
 	}
-
-	// closures of affected objects; nil with over[x] when it overflowed.
-	closures := map[string]map[string]bool{}
-	over := map[string]bool{}
-	for _, scc := range tarjan(affected, outs) {
-		set := map[string]bool{}
-		overflow := false
-		cyclic := len(scc) > 1
-		members := map[string]bool{}
-		for _, x := range scc {
-			members[x] = true
+	closures, over, err := g.closures(affected, outs)
+	if err != nil {
+		return err
+	}
+	var oldClosures map[string][]string
+	var oldOver map[string]bool
+	if !fresh {
+		oldOuts := make(map[string][]string, len(outs))
+		for x, o := range outs {
+			oldOuts[x] = o
 		}
-		for _, x := range scc {
-			for _, y := range outs[x] {
-				if members[y] {
-					cyclic = true
-					continue
-				}
-				set[y] = true
-				var sub map[string]bool
-				switch {
-				case affected[y]:
-					sub, overflow = closures[y], overflow || over[y]
-				default:
-					s, o, err := g.stored(y)
-					if err != nil {
-						return err
-					}
-					sub, overflow = s, overflow || o
-				}
-				for z := range sub {
-					set[z] = true
-				}
+		for x := range dirty {
+			if oldOuts[x], err = g.out(&g.before, x); err != nil {
+				return err
 			}
 		}
-		if cyclic {
-			for x := range members {
-				set[x] = true
-			}
-		}
-		if len(set) > g.limit {
-			overflow = true
-		}
-		for _, x := range scc {
-			if overflow {
-				over[x] = true
-				closures[x] = nil
-			} else {
-				closures[x] = set
-			}
+		if oldClosures, oldOver, err = g.closures(affected, oldOuts); err != nil {
+			return err
 		}
 	}
 
@@ -400,42 +409,143 @@ func (w *writer) recomputeClosures(e Edge, dirty map[string]bool) error {
 		ids = append(ids, x)
 	}
 	sort.Strings(ids)
+	if g.it, err = w.wb.NewIter(nil); err != nil {
+		return err
+	}
+	defer g.it.Close()
 	for _, x := range ids {
-		if err := g.write(x, closures[x], over[x]); err != nil {
+		var was storedClosure
+		if !fresh {
+			p := closureObjectPrefix(nil, prefixOverflow, g.e, x)
+			if _, was.over = g.liveVersion(p); !was.over {
+				if oldOver[x] {
+					if was, err = g.stored(x); err != nil {
+						return err
+					}
+				} else {
+					was.ids = oldClosures[x]
+				}
+			}
+		}
+		if err := g.write(x, closures[x], over[x], was); err != nil {
 			return err
 		}
 	}
-	return nil
+	return g.it.Error()
 }
 
-// write replaces x's stored closure with set (or the overflow marker).
-func (g *closureGraph) write(x string, set map[string]bool, overflow bool) error {
-	old, oldOver, err := g.stored(x)
-	if err != nil {
-		return err
+// closures computes the closure of every affected object over the edges outs, successors
+// first, from the stored closures of the unaffected objects they reach. An object whose
+// closure overflowed is in over, with no closure.
+func (g *closureGraph) closures(affected map[string]bool, outs map[string][]string) (map[string][]string, map[string]bool, error) {
+	closures := make(map[string][]string, len(affected))
+	over := map[string]bool{}
+	for _, scc := range tarjan(affected, outs) {
+		var direct []string
+		var subs [][]string
+		overflow := false
+		cyclic := len(scc) > 1
+		var members map[string]bool
+		if len(scc) > 8 {
+			members = make(map[string]bool, len(scc))
+			for _, x := range scc {
+				members[x] = true
+			}
+		}
+		for _, x := range scc {
+			for _, y := range outs[x] {
+				if y == x || members[y] || (members == nil && slices.Contains(scc, y)) {
+					cyclic = true
+					continue
+				}
+				direct = append(direct, y)
+				if affected[y] {
+					subs, overflow = append(subs, closures[y]), overflow || over[y]
+					continue
+				}
+				c, err := g.boundaryClosure(y)
+				if err != nil {
+					return nil, nil, err
+				}
+				subs, overflow = append(subs, c.ids), overflow || c.over
+			}
+		}
+		if cyclic {
+			direct = append(direct, scc...)
+		}
+		var set []string
+		if !overflow {
+			set = union(direct, subs)
+			overflow = len(set) > g.limit
+		}
+		for _, x := range scc {
+			if overflow {
+				over[x] = true
+			} else {
+				closures[x] = set
+			}
+		}
 	}
-	if err := g.setVersioned(closureObjectPrefix(nil, prefixOverflow, g.e, x), overflow, oldOver); err != nil {
+	return closures, over, nil
+}
+
+// union returns the sorted union of the ids in direct and the sorted lists in subs. One id
+// over one list, a role's single parent, is a copy with one insertion.
+func union(direct []string, subs [][]string) []string {
+	if len(direct) == 1 && len(subs) == 1 {
+		sub, y := subs[0], direct[0]
+		i, found := slices.BinarySearch(sub, y)
+		if found {
+			return sub
+		}
+		out := make([]string, 0, len(sub)+1)
+		out = append(out, sub[:i]...)
+		out = append(out, y)
+		return append(out, sub[i:]...)
+	}
+	n := len(direct)
+	for _, s := range subs {
+		n += len(s)
+	}
+	out := make([]string, 0, n)
+	out = append(out, direct...)
+	for _, s := range subs {
+		out = append(out, s...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// liveVersion finds, through g.it, the live version of the versioned key p (without its
+// createdRev): its full key, and whether there is one.
+func (g *closureGraph) liveVersion(p []byte) ([]byte, bool) {
+	it := g.it
+	if !it.SeekGE(p) || len(it.Key()) != len(p)+8 || !bytes.HasPrefix(it.Key(), p) || valueDeleted(it.Value()) != live {
+		return nil, false
+	}
+	return it.Key(), true
+}
+
+// write replaces x's stored closure, was, with set (or the overflow marker).
+func (g *closureGraph) write(x string, set []string, overflow bool, was storedClosure) error {
+	if err := g.setVersioned(closureObjectPrefix(nil, prefixOverflow, g.e, x), overflow, was.over); err != nil {
 		return err
 	}
 	p := closureObjectPrefix(nil, prefixClosure, g.e, x)
-	changed := map[string]bool{}
-	for y := range old {
-		if !set[y] {
-			changed[y] = true
+	old := was.ids
+	for len(old) > 0 || len(set) > 0 {
+		var y string
+		var present bool
+		switch {
+		case len(set) == 0 || (len(old) > 0 && old[0] < set[0]):
+			y, present, old = old[0], false, old[1:]
+		case len(old) == 0 || set[0] < old[0]:
+			y, present, set = set[0], true, set[1:]
+		default:
+			old, set = old[1:], set[1:]
+			continue
 		}
-	}
-	for y := range set {
-		if !old[y] {
-			changed[y] = true
-		}
-	}
-	ys := make([]string, 0, len(changed))
-	for y := range changed {
-		ys = append(ys, y)
-	}
-	sort.Strings(ys)
-	for _, y := range ys {
-		if err := g.setVersioned(appendField(bytes.Clone(p), y), set[y], old[y]); err != nil {
+		if err := g.setVersioned(appendField(bytes.Clone(p), y), present, !present); err != nil {
 			return err
 		}
 	}
@@ -449,19 +559,15 @@ func (g *closureGraph) setVersioned(p []byte, present, was bool) error {
 	case present && !was:
 		return g.w.wb.Set(appendCreated(p, g.w.rev), appendRev(nil, live), nil)
 	case !present && was:
-		it, err := g.w.wb.NewIter(nil)
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		if !it.SeekGE(p) || len(it.Key()) != len(p)+8 || !bytes.HasPrefix(it.Key(), p) || valueDeleted(it.Value()) != live {
+		k, ok := g.liveVersion(p)
+		if !ok {
 			return fmt.Errorf("%w: closure entry %q has no live version", ErrCorrupt, p)
 		}
 		v := make([]byte, 8)
 		binary.BigEndian.PutUint64(v, uint64(g.w.rev))
-		g.w.retired = binary.AppendUvarint(g.w.retired, uint64(len(it.Key())))
-		g.w.retired = append(g.w.retired, it.Key()...)
-		return g.w.wb.Set(bytes.Clone(it.Key()), v, nil)
+		g.w.retired = binary.AppendUvarint(g.w.retired, uint64(len(k)))
+		g.w.retired = append(g.w.retired, k...)
+		return g.w.wb.Set(bytes.Clone(k), v, nil)
 	}
 	return nil
 }
@@ -540,7 +646,7 @@ func tarjan(nodes map[string]bool, outs map[string][]string) [][]string {
 // reindexClosures, inside a schema write, builds the closures of relations the new schema
 // indexes and the old one did not, and retires those of relations no longer indexed.
 func (s *Store) reindexClosures(wb *pebble.Batch, rev Revision, at time.Time, old, sch *schema.Schema) error {
-	before, after := edgesOf(old), edgesOf(sch)
+	before, after := s.edges(old), s.edges(sch)
 	w := &writer{s: s, wb: wb, rev: rev, at: at}
 	for _, e := range sortedEdges(before) {
 		if after[e] {
@@ -586,7 +692,7 @@ func (s *Store) reindexClosures(wb *pebble.Batch, rev Revision, at time.Time, ol
 			return err
 		}
 		if len(sources) > 0 {
-			if err := w.recomputeClosures(e, sources); err != nil {
+			if err := w.recomputeClosures(e, sources, true); err != nil {
 				return err
 			}
 		}

@@ -53,6 +53,10 @@ type Options struct {
 	// ClosureLimit bounds one object's closure in the Leopard index (leopard.go); an object
 	// whose closure is larger is walked instead. 0 is DefaultClosureLimit.
 	ClosureLimit int
+	// NoClosureIndex turns the Leopard index off: no closure is maintained and Reader.Indexed
+	// reports false, so every recursion is walked. For comparison (write cost with the index
+	// off); a store must be opened with the same setting it was written with.
+	NoClosureIndex bool
 }
 
 // Store is a kengen data directory opened for reading and writing. Apply and WriteSchema are
