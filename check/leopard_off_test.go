@@ -43,20 +43,7 @@ func TestLeopardIndexOff(t *testing.T) {
 	}
 	c := check.New(check.Options{})
 	for batch := range 15 {
-		seen := map[string]bool{}
-		var updates []store.Update
-		for range 1 + rng.IntN(6) {
-			r := random()
-			if seen[r.String()] {
-				continue
-			}
-			seen[r.String()] = true
-			op := store.OpTouch
-			if batch > 4 && rng.IntN(3) == 0 {
-				op = store.OpDelete
-			}
-			updates = append(updates, store.Update{Op: op, Relationship: r})
-		}
+		updates := randomUpdates(rng, random, batch > 4, nil)
 		for _, st := range []*store.Store{on, off} {
 			if _, err := st.Apply(st.Revision()+1, time.Now(), &store.Batch{Updates: updates}); err != nil {
 				t.Fatal(err)

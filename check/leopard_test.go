@@ -76,23 +76,11 @@ func leopardRound(t *testing.T, seed uint64) {
 	walked := check.New(check.Options{NoIndex: true})
 	var revs []store.Revision
 	for batch := range 20 {
-		seen := map[string]bool{}
-		var updates []store.Update
-		for range 1 + rng.IntN(6) {
-			r := random()
-			if seen[r.String()] {
-				continue
-			}
-			seen[r.String()] = true
-			op := store.OpTouch
-			if batch > 5 && rng.IntN(3) == 0 {
-				op = store.OpDelete
-			}
+		updates := randomUpdates(rng, random, batch > 5, func(r *store.Relationship) {
 			if r.Relation == "member" && r.ResourceType == "role" && rng.IntN(4) == 0 {
 				r.Caveat, r.CaveatContext = "positive", map[string]any{"x": float64(rng.IntN(3) - 1)}
 			}
-			updates = append(updates, store.Update{Op: op, Relationship: r})
-		}
+		})
 		res, err := st.Apply(st.Revision()+1, time.Now(), &store.Batch{Updates: updates})
 		if err != nil {
 			t.Fatal(err)
@@ -139,4 +127,27 @@ func compareAt(t *testing.T, st *store.Store, rev store.Revision, indexed, walke
 				req.SubjectType, req.SubjectID, req.SubjectRelation, a.Membership, a.MissingParams, b.Membership, b.MissingParams)
 		}
 	}
+}
+
+// randomUpdates draws one to six distinct updates from random; once deletes is set, about a
+// third of them are deletes. adjust, when set, may change each relationship written.
+func randomUpdates(rng *rand.Rand, random func() store.Relationship, deletes bool, adjust func(*store.Relationship)) []store.Update {
+	seen := map[string]bool{}
+	var updates []store.Update
+	for range 1 + rng.IntN(6) {
+		r := random()
+		if seen[r.String()] {
+			continue
+		}
+		seen[r.String()] = true
+		op := store.OpTouch
+		if deletes && rng.IntN(3) == 0 {
+			op = store.OpDelete
+		}
+		if adjust != nil {
+			adjust(&r)
+		}
+		updates = append(updates, store.Update{Op: op, Relationship: r})
+	}
+	return updates
 }
