@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"testing"
@@ -38,7 +39,7 @@ type testNode struct {
 
 func startNode(t *testing.T, id, dir string, bootstrap bool, tune func(*Config)) *testNode {
 	t.Helper()
-	tn := &testNode{t: t, id: id, dir: dir, raftAddr: "127.0.0.1:0"}
+	tn := &testNode{t: t, id: id, dir: dir, raftAddr: stablePort(t)}
 	tn.cfg = Config{
 		NodeID:             id,
 		Bootstrap:          bootstrap,
@@ -54,6 +55,22 @@ func startNode(t *testing.T, id, dir string, bootstrap bool, tune func(*Config))
 	tn.start()
 	t.Cleanup(tn.stop)
 	return tn
+}
+
+// stablePort returns a free loopback address below Linux's ephemeral port range (32768 and
+// up), so that a node restarted on the same Raft address does not find it taken by some other
+// test's outgoing connection or ":0" listener in the meantime.
+func stablePort(t *testing.T) string {
+	t.Helper()
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if lis, err := net.Listen("tcp", addr); err == nil {
+			lis.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // start (re)starts the node on its directories; a restart keeps the raft address.
