@@ -25,7 +25,7 @@ func TestClusterStatusPerNode(t *testing.T) {
 			return cs, fmt.Errorf("cluster status: exit %d: %s", code, errs)
 		}
 		if err := json.Unmarshal([]byte(out), &cs); err != nil {
-			return cs, fmt.Errorf("cluster status --json: %v\n%s", err, out)
+			return cs, fmt.Errorf("cluster status --json: %w\n%s", err, out)
 		}
 		return cs, nil
 	}
