@@ -87,28 +87,10 @@ func (s permissionsService) ExportBulkRelationships(req *v1.ExportBulkRelationsh
 	}
 	fh := hashFilter(f)
 
-	var (
-		rd    *store.Reader
-		rev   store.Revision
-		after *store.Relationship
-	)
-	if req.GetOptionalCursor() != nil {
-		c, err := decodeCursor("optional_cursor", req.GetOptionalCursor())
-		if err != nil {
-			return err
-		}
-		if c.filterHash != fh {
-			return invalidf("optional_cursor: was issued for a different optional_relationship_filter; send the filter of the first call")
-		}
-		if rd, err = s.st.Reader(c.rev); err != nil {
-			return fmt.Errorf("resuming at the cursor's revision %d: %w", c.rev, err)
-		}
-		rev, after = c.rev, &c.after
-	} else {
-		var err error
-		if rd, rev, err = s.snapshot(req.GetConsistency()); err != nil {
-			return err
-		}
+	rd, rev, after, err := s.resume(stream.Context(), req.GetOptionalCursor(), fh, req.GetConsistency(),
+		"optional_relationship_filter; send the filter of the first call")
+	if err != nil {
+		return err
 	}
 	defer rd.Close()
 
@@ -128,7 +110,7 @@ func (s permissionsService) ExportBulkRelationships(req *v1.ExportBulkRelationsh
 		rels = make([]*v1.Relationship, 0, page)
 		return err
 	}
-	err := rd.Query(f, after, 0, func(r *store.Relationship) bool {
+	err = rd.Query(f, after, 0, func(r *store.Relationship) bool {
 		p, err := relationshipToProto(r)
 		if err != nil {
 			sendErr = err

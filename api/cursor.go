@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -101,4 +102,26 @@ func hashFilter(f store.Filter) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(b.String()))
 	return h.Sum64()
+}
+
+// resume opens the Reader a paged read continues at: the revision and position of its
+// optional_cursor, which must have been issued for the same filter (hash fh; filterField names
+// the field and how to fix it), or, on a first call, the revision the consistency asks for.
+func (s *Server) resume(ctx context.Context, cursor *v1.Cursor, fh uint64, c *v1.Consistency, filterField string) (*store.Reader, store.Revision, *store.Relationship, error) {
+	if cursor == nil {
+		rd, rev, err := s.snapshotCtx(ctx, c)
+		return rd, rev, nil, err
+	}
+	pc, err := decodeCursor("optional_cursor", cursor)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if pc.filterHash != fh {
+		return nil, 0, nil, invalidf("optional_cursor: was issued for a different %s", filterField)
+	}
+	rd, err := s.st.Reader(pc.rev)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("resuming at the cursor's revision %d: %w", pc.rev, err)
+	}
+	return rd, pc.rev, &pc.after, nil
 }

@@ -95,29 +95,10 @@ func (s permissionsService) ReadRelationships(req *v1.ReadRelationshipsRequest, 
 	}
 	fh := hashFilter(f)
 
-	var (
-		rd    *store.Reader
-		rev   store.Revision
-		after *store.Relationship
-	)
-	if req.GetOptionalCursor() != nil {
-		c, err := decodeCursor("optional_cursor", req.GetOptionalCursor())
-		if err != nil {
-			return err
-		}
-		if c.filterHash != fh {
-			return invalidf("optional_cursor: was issued for a different relationship_filter; send the filter of the first page")
-		}
-		rd, err = s.st.Reader(c.rev)
-		if err != nil {
-			return fmt.Errorf("resuming at the cursor's revision %d: %w", c.rev, err)
-		}
-		rev, after = c.rev, &c.after
-	} else {
-		rd, rev, err = s.snapshotCtx(stream.Context(), req.GetConsistency())
-		if err != nil {
-			return err
-		}
+	rd, rev, after, err := s.resume(stream.Context(), req.GetOptionalCursor(), fh, req.GetConsistency(),
+		"relationship_filter; send the filter of the first page")
+	if err != nil {
+		return err
 	}
 	defer rd.Close()
 
