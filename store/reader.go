@@ -196,10 +196,7 @@ func (r *Reader) Subjects(resType, resID, relation string, fn func(*Relationship
 		return err
 	}
 	defer r.leave()
-	p := []byte{prefixForward}
-	p = appendField(p, resType)
-	p = appendField(p, resID)
-	p = appendField(p, relation)
+	p := objectRelationPrefix(&Relationship{ResourceType: resType, ResourceID: resID, Relation: relation})
 	return r.v.scanForward(p, nil, 0, fn)
 }
 
@@ -211,10 +208,7 @@ func (r *Reader) SubjectsOfType(resType, resID, relation, subjType, subjRel stri
 		return err
 	}
 	defer r.leave()
-	p := []byte{prefixForward}
-	p = appendField(p, resType)
-	p = appendField(p, resID)
-	p = appendField(p, relation)
+	p := objectRelationPrefix(&Relationship{ResourceType: resType, ResourceID: resID, Relation: relation})
 	p = appendField(p, plain(subjRel))
 	p = appendField(p, subjType)
 	return r.v.scanForward(p, nil, 0, fn)
