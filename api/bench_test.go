@@ -19,18 +19,7 @@ import (
 //
 //	go test -run XXX -bench CheckPermission -benchmem ./api
 func BenchmarkCheckPermission(b *testing.B) {
-	f, err := validation.Load("../schema/examples/prosales.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	doc := f.Docs[0]
-	env := startServer(b, Options{})
-	env.writeSchema(doc.Schema)
-	var rels []string
-	for _, r := range doc.Relationships {
-		rels = append(rels, r.Value.String())
-	}
-	env.touch(rels...)
+	env, doc := prosalesEnv(b)
 	var reqs []*v1.CheckPermissionRequest
 	for _, a := range doc.Assertions {
 		reqs = append(reqs, checkRequestToProto(b, a.Request))
@@ -69,4 +58,22 @@ func BenchmarkCheckPermission(b *testing.B) {
 			}
 		})
 	}
+}
+
+// prosalesEnv starts a server holding the ProSales seed model and returns it with the model's
+// validation document (its assertions are the benchmarks' questions).
+func prosalesEnv(b *testing.B) (*testEnv, *validation.Document) {
+	f, err := validation.Load("../schema/examples/prosales.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc := f.Docs[0]
+	env := startServer(b, Options{})
+	env.writeSchema(doc.Schema)
+	var rels []string
+	for _, r := range doc.Relationships {
+		rels = append(rels, r.Value.String())
+	}
+	env.touch(rels...)
+	return env, doc
 }

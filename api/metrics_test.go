@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kengen/kengen/check"
-	"github.com/kengen/kengen/check/validation"
 )
 
 const metricsSchema = `definition user {}
@@ -190,18 +189,7 @@ func gather(t *testing.T, g prometheus.Gatherer) map[string]float64 {
 //
 //	go test -run XXX -bench CheckMetrics -count 5 ./api
 func BenchmarkCheckMetrics(b *testing.B) {
-	f, err := validation.Load("../schema/examples/prosales.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	doc := f.Docs[0]
-	env := startServer(b, Options{})
-	env.writeSchema(doc.Schema)
-	var rels []string
-	for _, r := range doc.Relationships {
-		rels = append(rels, r.Value.String())
-	}
-	env.touch(rels...)
+	env, doc := prosalesEnv(b)
 	r, err := env.st.Reader(0)
 	if err != nil {
 		b.Fatal(err)
