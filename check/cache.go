@@ -1,6 +1,8 @@
 package check
 
 import (
+	"encoding/binary"
+	"hash/maphash"
 	"sync"
 
 	"github.com/kengen/kengen/store"
@@ -14,30 +16,60 @@ import (
 // is evaluated once per revision instead of once per request.
 //
 // Only answers that assumed nothing about the path above them (no cycle cut) are cached, and
-// the request's caveat context is part of the key.
+// the request's caveat context is part of the key. A conditional answer (one that names
+// missing caveat parameters) is not cached: it is rare, and leaving it out keeps every entry
+// free of pointers.
+//
+// An entry is keyed by a 128-bit hash of (store, revision, caveat context, sub-problem) and
+// holds one byte, so the cache holds no pointers at all: the garbage collector never scans
+// it, and a lookup hashes the sub-problem's strings once instead of comparing them. Two
+// different sub-problems share a key with probability about n²/2¹²⁹ for n entries ever
+// stored — for a billion entries, about 10⁻²¹.
 
 // cacheShards spreads the lock; a power of two.
 const cacheShards = 32
 
-type cacheKey struct {
-	st  *store.Store
-	rev store.Revision
-	ctx string // the request's caveat context, as bulk check groups it
-	k   key
+// cacheEntryBytes is the memory of one entry: the 16-byte key and 1-byte answer in the map
+// with its control bytes and load factor (about 32 bytes), and the key again in the eviction
+// ring.
+const cacheEntryBytes = 48
+
+type cacheKey [2]uint64
+
+var cacheSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+// keyOf hashes the identity of a sub-problem's answer.
+func keyOf(st *store.Store, rev store.Revision, ctx string, k *key) cacheKey {
+	var out cacheKey
+	for i, seed := range cacheSeeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		var b [16]byte
+		binary.LittleEndian.PutUint64(b[:8], st.ID())
+		binary.LittleEndian.PutUint64(b[8:], uint64(rev))
+		h.Write(b[:])
+		for _, s := range [...]string{ctx, k.resType, k.resID, k.relation, k.subject.typ, k.subject.id, k.subject.relation} {
+			h.WriteString(s)
+			h.WriteByte(0)
+		}
+		out[i] = h.Sum64()
+	}
+	return out
 }
 
 type subCache struct {
-	shardBudget int64
-	shards      [cacheShards]cacheShard
+	shardEntries int
+	shards       [cacheShards]cacheShard
 }
 
 type cacheShard struct {
 	mu struct {
 		sync.Mutex
-		m     map[cacheKey]outcome
-		order []cacheKey // insertion order, for eviction
-		head  int        // the oldest live position in order
-		bytes int64
+		m map[cacheKey]Membership
+		// ring holds the keys in insertion order; once full, next is the oldest, which the
+		// next insertion evicts.
+		ring []cacheKey
+		next int
 	}
 }
 
@@ -46,67 +78,41 @@ func newSubCache(budget int64) *subCache {
 	if budget <= 0 {
 		return nil
 	}
-	c := &subCache{shardBudget: budget / cacheShards}
+	c := &subCache{shardEntries: max(1, int(budget/cacheEntryBytes/cacheShards))}
 	for i := range c.shards {
-		c.shards[i].mu.m = make(map[cacheKey]outcome)
+		c.shards[i].mu.m = make(map[cacheKey]Membership)
 	}
 	return c
 }
 
-func (ck *cacheKey) shard() int {
-	h := uint32(2166136261)
-	for _, s := range [...]string{ck.k.resType, ck.k.resID, ck.k.relation, ck.k.subject.id} {
-		for i := 0; i < len(s); i++ {
-			h = (h ^ uint32(s[i])) * 16777619
-		}
-	}
-	return int(h^uint32(ck.rev)) & (cacheShards - 1)
-}
-
-// entrySize estimates an entry's memory: its strings, the map slot and the order slot.
-func (ck *cacheKey) entrySize(o *outcome) int64 {
-	n := len(ck.ctx) + len(ck.k.resType) + len(ck.k.resID) + len(ck.k.relation) +
-		len(ck.k.subject.typ) + len(ck.k.subject.id) + len(ck.k.subject.relation)
-	for _, m := range o.missing {
-		n += len(m) + 16
-	}
-	return int64(n) + 3*160
-}
+func (c *subCache) shard(ck cacheKey) *cacheShard { return &c.shards[ck[0]&(cacheShards-1)] }
 
 func (c *subCache) get(ck cacheKey) (outcome, bool) {
-	s := &c.shards[ck.shard()]
+	s := c.shard(ck)
 	s.mu.Lock()
-	o, ok := s.mu.m[ck]
+	m, ok := s.mu.m[ck]
 	s.mu.Unlock()
-	return o, ok
+	return outcome{m: m, low: noCycle}, ok
 }
 
 func (c *subCache) put(ck cacheKey, o outcome) {
-	o.exp = nil
-	size := ck.entrySize(&o)
-	s := &c.shards[ck.shard()]
+	if o.m == ConditionalPermission {
+		return
+	}
+	s := c.shard(ck)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.mu.m[ck]; ok {
 		return
 	}
-	s.mu.m[ck] = o
-	s.mu.order = append(s.mu.order, ck)
-	s.mu.bytes += size
-	for s.mu.bytes > c.shardBudget && s.mu.head < len(s.mu.order) {
-		old := s.mu.order[s.mu.head]
-		s.mu.order[s.mu.head] = cacheKey{}
-		s.mu.head++
-		if eo, ok := s.mu.m[old]; ok {
-			s.mu.bytes -= old.entrySize(&eo)
-			delete(s.mu.m, old)
-		}
+	if len(s.mu.ring) < c.shardEntries {
+		s.mu.ring = append(s.mu.ring, ck)
+	} else {
+		delete(s.mu.m, s.mu.ring[s.mu.next])
+		s.mu.ring[s.mu.next] = ck
+		s.mu.next = (s.mu.next + 1) % len(s.mu.ring)
 	}
-	// Compact the order slice once its evicted prefix dominates.
-	if s.mu.head > 1024 && s.mu.head*2 > len(s.mu.order) {
-		s.mu.order = append([]cacheKey(nil), s.mu.order[s.mu.head:]...)
-		s.mu.head = 0
-	}
+	s.mu.m[ck] = o.m
 }
 
 // entries reports how many entries the cache holds, for tests and metrics.
@@ -120,3 +126,10 @@ func (c *subCache) entries() int {
 	}
 	return n
 }
+
+// cacheMinWork is how many sub-problems an answer must have taken, itself included, to earn
+// a cache entry (answers from the Leopard index always do). A permission over two direct
+// relations costs about what the cache lookup that would replace it costs; under random
+// traffic most entries are never read again, and storing them is then pure overhead
+// (docs/benchmarks.md, "sub-problem cache").
+const cacheMinWork = 3

@@ -135,8 +135,20 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 		}
 		return o, nil
 	}
-	if c := w.ev.cache; c != nil {
-		if o, ok := c.get(cacheKey{w.ev.r.Store(), w.ev.r.Revision(), w.ev.cacheCtx, k}); ok {
+	rel := w.ev.sch.Namespace(k.resType).Relation(k.relation)
+	if rel == nil {
+		return outcome{}, fmt.Errorf("%w: %s has no relation or permission %q", ErrUnknownRelation, k.resType, k.relation)
+	}
+	// Only permissions go through the cross-request cache: a relation's own answer is one or
+	// two index reads, about what a cache lookup costs, so caching it only spends memory.
+	cache := w.ev.cache
+	if !rel.IsPermission {
+		cache = nil
+	}
+	var ck cacheKey
+	if cache != nil {
+		ck = keyOf(w.ev.r.Store(), w.ev.r.Revision(), w.ev.cacheCtx, &k)
+		if o, ok := cache.get(ck); ok {
 			w.stats.cacheHits.Add(1)
 			w.ev.memoPut(k, o)
 			return o, nil
@@ -148,11 +160,7 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	if hops > w.ev.c.maxDepth {
 		return outcome{}, w.depthError(k)
 	}
-	rel := w.ev.sch.Namespace(k.resType).Relation(k.relation)
-	if rel == nil {
-		return outcome{}, fmt.Errorf("%w: %s has no relation or permission %q", ErrUnknownRelation, k.resType, k.relation)
-	}
-	w.stats.subproblems.Add(1)
+	before := w.stats.subproblems.Add(1)
 	w.stats.reachDepth(hops)
 
 	pos := len(w.path)
@@ -183,8 +191,8 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	}
 	if o.low == noCycle {
 		w.ev.memoPut(k, o)
-		if c := w.ev.cache; c != nil {
-			c.put(cacheKey{w.ev.r.Store(), w.ev.r.Revision(), w.ev.cacheCtx, k}, o)
+		if cache != nil && (indexed || w.stats.subproblems.Load()-before >= cacheMinWork) {
+			cache.put(ck, o)
 		}
 	}
 	return o, nil

@@ -7,3 +7,6 @@ func CacheEntries(c *Checker) int {
 	}
 	return c.cache.entries()
 }
+
+// CacheEntryBytes is the memory the cache accounts to one entry.
+const CacheEntryBytes = cacheEntryBytes

@@ -8,6 +8,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -62,6 +63,7 @@ type Options struct {
 // Store is a kengen data directory opened for reading and writing. Apply and WriteSchema are
 // serialised; Readers may be used concurrently with them and with each other.
 type Store struct {
+	id        uint64 // process-unique, for caches of answers (ID)
 	db        *pebble.DB
 	opts      Options
 	writeOpts *pebble.WriteOptions
@@ -202,7 +204,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, openErr(dir, err)
 	}
-	s := &Store{db: db, opts: opts, dir: dir, writeOpts: pebble.Sync, stalls: stalls}
+	s := &Store{id: storeIDs.Add(1), db: db, opts: opts, dir: dir, writeOpts: pebble.Sync, stalls: stalls}
 	if opts.NoSync {
 		s.writeOpts = pebble.NoSync
 	}
@@ -302,6 +304,13 @@ func (s *Store) Close() error {
 	defer s.closeMu.Unlock()
 	return s.db.Close()
 }
+
+// storeIDs numbers the stores opened by this process.
+var storeIDs atomic.Uint64
+
+// ID identifies the store within this process: no two stores opened by one process share it,
+// so a cache of answers keyed on (ID, revision) cannot confuse two stores at one revision.
+func (s *Store) ID() uint64 { return s.id }
 
 // Revision returns the latest applied revision, 0 for a new store.
 func (s *Store) Revision() Revision { return Revision(s.applied.Load()) }
@@ -428,3 +437,14 @@ type pebbleLogger struct{ l *log.Logger }
 func (p pebbleLogger) Infof(string, ...any)           {}
 func (p pebbleLogger) Errorf(format string, a ...any) { p.l.Printf("pebble: "+format, a...) }
 func (p pebbleLogger) Fatalf(format string, a ...any) { p.l.Fatalf("pebble: "+format, a...) }
+
+// Compact compacts the whole key space down to the bottom level. A bulk load leaves many
+// overlapping files behind; compacting them makes every later read cheaper.
+func (s *Store) Compact(ctx context.Context) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.db.Compact(ctx, []byte{0}, []byte{0xff}, true)
+}
