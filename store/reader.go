@@ -101,7 +101,8 @@ type revisionAt struct {
 // revisionTime returns the time of the change log entry in force at rev (the zero time for
 // revision 0 of a new store).
 func (s *Store) revisionTime(rev Revision) (time.Time, error) {
-	if l := s.latest.Load(); l != nil && l.rev == rev {
+	l := s.latest.Load()
+	if l != nil && l.rev == rev {
 		return l.at, nil
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixChange}, UpperBound: revKey(prefixChange, rev+1)})
@@ -112,7 +113,13 @@ func (s *Store) revisionTime(rev Revision) (time.Time, error) {
 	if !it.Last() {
 		return time.Time{}, it.Error()
 	}
-	return decodeChangeTime(it.Value())
+	at, err := decodeChangeTime(it.Value())
+	// After Open or Restore nothing has filled the cache of the latest revision's time yet:
+	// fill it here, or every Reader at the latest revision would read the change log.
+	if err == nil && rev == s.Revision() && (l == nil || l.rev < rev) {
+		s.latest.CompareAndSwap(l, &revisionAt{rev, at})
+	}
+	return at, err
 }
 
 // schemaFor returns the compiled schema in force at rev.

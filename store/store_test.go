@@ -273,6 +273,11 @@ func TestReopenOnDisk(t *testing.T) {
 	if _, ok, _ := r3.Get("deal", "1", "viewer", "group", "eng", "member"); !ok {
 		t.Fatal("latest revision lost deal:1#viewer@group:eng#member")
 	}
+	// The first Reader at the latest revision after reopening remembers its time, so the
+	// next ones need no read of the change log.
+	if l := s.latest.Load(); l == nil || l.rev != 3 || !l.at.Equal(t0.Add(time.Minute)) {
+		t.Errorf("latest revision's time not cached after reopen: %+v", l)
+	}
 }
 
 func TestCorruptSSTableRefused(t *testing.T) {

@@ -210,6 +210,21 @@ func TestServeAndClientVerbs(t *testing.T) {
 	}
 }
 
+func TestServePprofOnlyWhenAsked(t *testing.T) {
+	off := startNode(t, t.TempDir())
+	probe(t, "http://"+off.metricsAddr+"/debug/pprof/", http.StatusNotFound)
+	on := startNode(t, t.TempDir(), "--pprof")
+	resp, err := http.Get("http://" + on.metricsAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+		t.Errorf("GET /debug/pprof/goroutine with --pprof: %d %.300q", resp.StatusCode, body)
+	}
+}
+
 func TestServeRefusesOpenAddressWithoutKey(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"serve", "--data-dir", t.TempDir(), "--grpc-addr", "0.0.0.0:0", "--metrics-addr", ""},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,7 @@ const (
 
 type serveFlags struct {
 	grpcAddr, metricsAddr string
+	pprof                 bool
 	keys                  []string
 	tlsCert, tlsKey       string
 	maxUpdates            int
@@ -90,6 +92,7 @@ SIGINT or SIGTERM stops the node: in-flight requests finish, then the store is c
 	f := cmd.Flags()
 	f.StringVar(&sf.grpcAddr, "grpc-addr", defaultGRPCAddr, "address the gRPC API listens on")
 	f.StringVar(&sf.metricsAddr, "metrics-addr", defaultMetricsAddr, "address of the Prometheus /metrics listener (empty disables it)")
+	f.BoolVar(&sf.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics listener")
 	f.StringArrayVar(&sf.keys, "grpc-preshared-key", nil, "preshared key clients send as bearer token; repeat for rotation")
 	f.StringVar(&sf.tlsCert, "grpc-tls-cert", "", "PEM certificate for gRPC over TLS")
 	f.StringVar(&sf.tlsKey, "grpc-tls-key", "", "PEM private key for gRPC over TLS")
@@ -217,6 +220,13 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		// /healthz, /readyz (health.go): ready once serving and caught up with the leader.
 		mountHealth(mux, func() error { return errors.Join(srv.Ready(), node.Ready()) })
+		if sf.pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		metricsAddr = mlis.Addr().String()
 		go func() { metricsDone <- metricsSrv.Serve(mlis) }()
