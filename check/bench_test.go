@@ -104,13 +104,16 @@ func BenchmarkCheckCRM(b *testing.B) {
 	for _, v := range []struct {
 		name string
 		opts check.Options
+		// readerPerCheck opens a Reader for every check, as the API does per request.
+		readerPerCheck bool
 	}{
 		// warm-up reads the dataset into Pebble's block cache, so that the variants after
 		// it compare like with like.
-		{"warm-up", check.Options{CacheBytes: -1}},
-		{"cache=on", check.Options{}},
-		{"cache=off", check.Options{CacheBytes: -1}},
-		{"cache=off/fanout=4", check.Options{CacheBytes: -1, FanOut: 4}},
+		{"warm-up", check.Options{CacheBytes: -1}, false},
+		{"cache=on", check.Options{}, false},
+		{"cache=off", check.Options{CacheBytes: -1}, false},
+		{"cache=off/fanout=4", check.Options{CacheBytes: -1, FanOut: 4}, false},
+		{"cache=on/reader-per-check", check.Options{}, true},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			c := check.New(v.opts)
@@ -121,8 +124,17 @@ func BenchmarkCheckCRM(b *testing.B) {
 			for b.Loop() {
 				req := check.Request{ResourceType: "deal", ResourceID: datagen.DealID(rng.IntN(stats.Deals)), Permission: "view",
 					SubjectType: "user", SubjectID: datagen.UserID(rng.IntN(stats.Users))}
-				if _, err := c.Check(ctx, r, req); err != nil {
+				rd := r
+				if v.readerPerCheck {
+					if rd, err = st.Reader(0); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := c.Check(ctx, rd, req); err != nil {
 					b.Fatal(err)
+				}
+				if v.readerPerCheck {
+					rd.Close()
 				}
 			}
 		})

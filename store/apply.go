@@ -120,7 +120,7 @@ func (s *Store) build(rev Revision, at time.Time, b *Batch) (*pebble.Batch, Resu
 	if err != nil {
 		return nil, res, 0, err
 	}
-	prev := view{src: s.db, rev: s.Revision(), at: at}
+	prev := view{src: s.db, rev: s.Revision(), at: at, pool: s.iters}
 	for i := range b.Preconditions {
 		if err := checkPrecondition(&prev, &b.Preconditions[i]); err != nil {
 			return nil, res, 0, err

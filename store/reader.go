@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,7 +48,7 @@ func (s *Store) Reader(rev Revision) (*Reader, error) {
 	s.mu.readers[rev]++
 	s.mu.Unlock()
 
-	r := &Reader{s: s, v: view{src: s.db, rev: rev, pool: new(iterPool)}}
+	r := &Reader{s: s, v: view{src: s.db, rev: rev, pool: s.iters}}
 	var err error
 	if r.v.at, err = s.revisionTime(rev); err == nil {
 		r.sch, err = s.schemaFor(rev)
@@ -150,7 +149,6 @@ func (s *Store) schemaFor(rev Revision) (*schema.Schema, error) {
 // Close releases the Reader. Closing twice is harmless.
 func (r *Reader) Close() {
 	if r.closed.CompareAndSwap(false, true) {
-		r.v.pool.close()
 		r.s.releaseReader(r.v.rev)
 	}
 }
@@ -264,77 +262,9 @@ type view struct {
 	src pebble.Reader
 	rev Revision
 	at  time.Time
-	// pool, when set, keeps iterators for reuse.
+	// pool, when set, lends the store's idle iterators (iterpool.go); src is then the store's
+	// database.
 	pool *iterPool
-}
-
-// iterPool keeps a Reader's Pebble iterators for reuse: creating one costs more than the seek
-// that follows it, and a check makes many short reads. An iterator sees the database as it
-// was when it was created, which is all a Reader needs, since it reads at a fixed revision
-// that was applied before it opened.
-type iterPool struct {
-	mu struct {
-		sync.Mutex
-		free   []*pebble.Iterator
-		closed bool
-	}
-}
-
-// maxPooledIters bounds the idle iterators a Reader keeps; more than this only happens under
-// concurrent fan-out, and those extra ones are closed.
-const maxPooledIters = 8
-
-func (p *iterPool) take() *pebble.Iterator {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.mu.free); n > 0 {
-		it := p.mu.free[n-1]
-		p.mu.free = p.mu.free[:n-1]
-		return it
-	}
-	return nil
-}
-
-func (p *iterPool) put(it *pebble.Iterator) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.mu.closed || len(p.mu.free) >= maxPooledIters {
-		return false
-	}
-	p.mu.free = append(p.mu.free, it)
-	return true
-}
-
-func (p *iterPool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.mu.closed = true
-	for _, it := range p.mu.free {
-		_ = it.Close()
-	}
-	p.mu.free = nil
-}
-
-// newIter returns an iterator bounded to [lower, upper), reused from the pool when it can.
-func (v *view) newIter(lower, upper []byte) (*pebble.Iterator, error) {
-	if v.pool != nil {
-		if it := v.pool.take(); it != nil {
-			it.SetBounds(lower, upper)
-			return it, nil
-		}
-	}
-	return v.src.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-}
-
-// release returns it to the pool, or closes it; the error is the iterator's own.
-func (v *view) release(it *pebble.Iterator) error {
-	if err := it.Error(); err != nil {
-		return errors.Join(err, it.Close())
-	}
-	if v.pool != nil && v.pool.put(it) {
-		return nil
-	}
-	return it.Close()
 }
 
 // scan calls fn on every key in [lower, upper), in order, until fn returns false.

@@ -155,6 +155,7 @@ func (s *Store) Restore(r io.Reader) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	defer s.closeMu.Unlock()
+	s.iters.drain(false)
 	if err := s.db.Close(); err != nil {
 		s.opts.Logger.Printf("store: closing before restore: %v", err)
 	}

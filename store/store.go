@@ -72,6 +72,7 @@ type Store struct {
 	closureLimit int
 
 	applied atomic.Uint64 // the latest applied revision
+	iters   *iterPool     // idle iterators Readers share (iterpool.go)
 	// latest caches the latest applied revision's time, so that opening a Reader there (the
 	// common case) needs no read of the change log.
 	latest atomic.Pointer[revisionAt]
@@ -205,6 +206,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, openErr(dir, err)
 	}
 	s := &Store{id: storeIDs.Add(1), db: db, opts: opts, dir: dir, writeOpts: pebble.Sync, stalls: stalls}
+	s.iters = &iterPool{applied: &s.applied}
 	if opts.NoSync {
 		s.writeOpts = pebble.NoSync
 	}
@@ -302,6 +304,7 @@ func (s *Store) Close() error {
 	<-s.gcDone
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
+	s.iters.drain(true)
 	return s.db.Close()
 }
 
