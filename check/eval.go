@@ -63,6 +63,10 @@ type evaluation struct {
 	mu       struct {
 		sync.Mutex
 		memo map[key]outcome
+		// objects holds the relationships of the objects read whole (objects.go).
+		objects map[objectRef]*objectRels
+		// holders holds the subject's direct holders for backwards Leopard questions.
+		holders map[holderKey][]store.Relationship
 	}
 }
 
@@ -75,6 +79,8 @@ func (c *Checker) newEvaluation(r *store.Reader, sch *schema.Schema, reqCtx map[
 	}
 	ev.forks = make(chan struct{}, c.fanOut-1)
 	ev.mu.memo = make(map[key]outcome)
+	ev.mu.objects = make(map[objectRef]*objectRels)
+	ev.mu.holders = make(map[holderKey][]store.Relationship)
 	return ev
 }
 
@@ -455,7 +461,7 @@ func (w *walker) evaluateConcurrently(outs []outcome, done []bool, decisive func
 // check the target relation on that subject (Zanzibar's tuple_to_userset).
 func (w *walker) tupleToUserset(k key, rw *schema.Rewrite, hops int) (outcome, error) {
 	var tuples []store.Relationship
-	err := w.ev.r.Subjects(k.resType, k.resID, rw.Tupleset, func(t *store.Relationship) bool {
+	err := w.subjects(k.resType, k.resID, rw.Tupleset, func(t *store.Relationship) bool {
 		if t.SubjectID != store.Wildcard && w.ev.sch.Namespace(t.SubjectType).Relation(rw.Relation) != nil {
 			tuples = append(tuples, *t)
 		}
@@ -559,7 +565,7 @@ func (w *walker) direct(k key, rel *schema.Relation, hops int) (outcome, error) 
 		}
 	}
 	if exact {
-		t, ok, err := w.ev.r.Get(k.resType, k.resID, k.relation, s.typ, s.id, s.relation)
+		t, ok, err := w.get(k.resType, k.resID, k.relation, s.typ, s.id, s.relation)
 		if err != nil {
 			return outcome{}, err
 		}
@@ -570,7 +576,7 @@ func (w *walker) direct(k key, rel *schema.Relation, hops int) (outcome, error) 
 		}
 	}
 	if wildcard {
-		t, ok, err := w.ev.r.Get(k.resType, k.resID, k.relation, s.typ, store.Wildcard, "")
+		t, ok, err := w.get(k.resType, k.resID, k.relation, s.typ, store.Wildcard, "")
 		if err != nil {
 			return outcome{}, err
 		}
@@ -589,7 +595,7 @@ func (w *walker) direct(k key, rel *schema.Relation, hops int) (outcome, error) 
 			continue
 		}
 		seen[[2]string{a.Type, a.Relation}] = true
-		err := w.ev.r.SubjectsOfType(k.resType, k.resID, k.relation, a.Type, a.Relation, func(t *store.Relationship) bool {
+		err := w.subjectsOfType(k.resType, k.resID, k.relation, a.Type, a.Relation, func(t *store.Relationship) bool {
 			sets = append(sets, *t)
 			return true
 		})

@@ -10,3 +10,6 @@ func CacheEntries(c *Checker) int {
 
 // CacheEntryBytes is the memory the cache accounts to one entry.
 const CacheEntryBytes = cacheEntryBytes
+
+// ObjectReadLimit is the most relationships an object may have to be read whole.
+const ObjectReadLimit = objectReadLimit

@@ -136,47 +136,82 @@ func (w *walker) leopard(k key, rel *schema.Relation, hops int) (o outcome, ok b
 // leopardBackwards finds the objects that hold the subject directly on one of the plan's
 // relations and asks the closure whether k's object reaches each.
 func (w *walker) leopardBackwards(k key, p *leopardPlan) (outcome, bool, error) {
-	if _, complete, err := w.ev.r.Reaches(p.edge, k.resID, k.resID); err != nil || !complete {
+	if complete, err := w.ev.r.ClosureComplete(p.edge, k.resID); err != nil || !complete {
 		return outcome{}, false, err
 	}
 	s := k.subject
 	acc := outcome{m: NoPermission, low: noCycle}
-	var failed error
-	consider := func(t *store.Relationship) bool {
-		if t.ResourceID != k.resID {
-			reaches, complete, err := w.ev.r.Reaches(p.edge, k.resID, t.ResourceID)
-			if err != nil || !complete {
-				failed = err
-				return err == nil // an overflow here cannot happen (x's closure is complete)
-			}
-			if !reaches {
-				return true
-			}
-		}
-		co, err := w.caveat(t)
-		if err != nil {
-			failed = err
-			return false
-		}
-		acc = union.fold([]outcome{acc, co}, []bool{true, true})
-		return acc.m != HasPermission
-	}
 	for _, d := range p.holders {
-		err := w.ev.r.Resources(s.typ, s.id, s.relation, k.resType, d, consider)
-		if err == nil && failed == nil && acc.m != HasPermission && s.relation == "" {
-			err = w.ev.r.Resources(s.typ, store.Wildcard, "", k.resType, d, consider)
-		}
+		holders, err := w.holders(s, k.resType, d)
 		if err != nil {
 			return outcome{}, false, err
 		}
-		if failed != nil {
-			return outcome{}, false, failed
-		}
-		if acc.m == HasPermission {
-			break
+		for i := range holders {
+			t := &holders[i]
+			if t.ResourceID != k.resID {
+				reaches, err := w.ev.r.InClosure(p.edge, k.resID, t.ResourceID)
+				if err != nil {
+					return outcome{}, false, err
+				}
+				if !reaches {
+					continue
+				}
+			}
+			co, err := w.caveat(t)
+			if err != nil {
+				return outcome{}, false, err
+			}
+			if acc = union.fold([]outcome{acc, co}, []bool{true, true}); acc.m == HasPermission {
+				return acc, true, nil
+			}
 		}
 	}
 	return acc, true, nil
+}
+
+// holderKey names the objects of one type that hold a subject directly on one relation.
+type holderKey struct {
+	subject       subjectRef
+	typ, relation string
+}
+
+// holders returns the relationships typ:x#relation@s, and typ:x#relation@s.typ:* when the
+// relation admits that wildcard: the objects a backwards Leopard question starts from. The
+// same subject's holders are asked for again for every object on the way (an account's owner
+// role, then each role it is shared with), so they are read once per evaluation.
+func (w *walker) holders(s subjectRef, typ, relation string) ([]store.Relationship, error) {
+	hk := holderKey{s, typ, relation}
+	w.ev.mu.Lock()
+	out, ok := w.ev.mu.holders[hk]
+	w.ev.mu.Unlock()
+	if ok {
+		return out, nil
+	}
+	collect := func(t *store.Relationship) bool {
+		out = append(out, *t)
+		return true
+	}
+	err := w.ev.r.Resources(s.typ, s.id, s.relation, typ, relation, collect)
+	if err == nil && s.relation == "" && w.admitsWildcard(typ, relation, s.typ) {
+		err = w.ev.r.Resources(s.typ, store.Wildcard, "", typ, relation, collect)
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.ev.mu.Lock()
+	w.ev.mu.holders[hk] = out
+	w.ev.mu.Unlock()
+	return out, nil
+}
+
+// admitsWildcard reports whether typ#relation admits subjType:* in the Reader's schema.
+func (w *walker) admitsWildcard(typ, relation, subjType string) bool {
+	for _, a := range w.ev.sch.Namespace(typ).Relation(relation).AllowedSubjects {
+		if a.Type == subjType && a.Wildcard {
+			return true
+		}
+	}
+	return false
 }
 
 // leopardForwards lists the closure of k's object and evaluates the union's other branches

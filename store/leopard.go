@@ -138,18 +138,36 @@ func (r *Reader) Indexed(typ, rel, subjRel string) bool {
 // of the indexed relation e, at the Reader's revision. ok is false when the relation is not
 // indexed or from's closure overflowed: the caller must walk the relationships instead.
 func (r *Reader) Reaches(e Edge, from, to string) (reaches, ok bool, err error) {
+	if ok, err := r.ClosureComplete(e, from); err != nil || !ok {
+		return false, false, err
+	}
+	reaches, err = r.InClosure(e, from, to)
+	return reaches, err == nil, err
+}
+
+// ClosureComplete reports whether the index holds from's whole closure over relation e at the
+// Reader's revision: e is indexed and from's closure did not overflow.
+func (r *Reader) ClosureComplete(e Edge, from string) (bool, error) {
 	if !r.Indexed(e.Type, e.Relation, e.SubjectRelation) {
-		return false, false, nil
+		return false, nil
 	}
 	if err := r.enter(); err != nil {
-		return false, false, err
+		return false, err
 	}
 	defer r.leave()
-	if over, err := r.v.versionVisible(closureObjectPrefix(nil, prefixOverflow, e, from)); err != nil || over {
-		return false, false, err
+	over, err := r.v.versionVisible(closureObjectPrefix(nil, prefixOverflow, e, from))
+	return !over && err == nil, err
+}
+
+// InClosure reports whether the index holds `to` in from's closure over relation e at the
+// Reader's revision. It is Reaches for a caller that knows from ClosureComplete that the
+// closure is complete; otherwise a false answer means nothing.
+func (r *Reader) InClosure(e Edge, from, to string) (bool, error) {
+	if err := r.enter(); err != nil {
+		return false, err
 	}
-	reaches, err = r.v.versionVisible(appendField(closureObjectPrefix(nil, prefixClosure, e, from), to))
-	return reaches, err == nil, err
+	defer r.leave()
+	return r.v.versionVisible(appendField(closureObjectPrefix(nil, prefixClosure, e, from), to))
 }
 
 // Closure calls fn on every object reachable from `from` over one or more relationships of

@@ -205,6 +205,29 @@ func (r *Reader) Subjects(resType, resID, relation string, fn func(*Relationship
 	return r.v.scanForward(p, nil, 0, fn)
 }
 
+// Object returns every visible relationship of resType:resID, in forward index order
+// (relation, subject relation, subject type, subject id), if there are at most limit of them;
+// complete is false, and rels nil, if there are more. They are next to each other in the
+// index, so one read answers every question about a small object's own relationships, where
+// asking relation by relation costs a seek each.
+func (r *Reader) Object(resType, resID string, limit int) (rels []Relationship, complete bool, err error) {
+	if err := r.enter(); err != nil {
+		return nil, false, err
+	}
+	defer r.leave()
+	p := []byte{prefixForward}
+	p = appendField(p, resType)
+	p = appendField(p, resID)
+	err = r.v.scanForward(p, nil, limit+1, func(rel *Relationship) bool {
+		rels = append(rels, *rel)
+		return true
+	})
+	if err != nil || len(rels) > limit {
+		return nil, false, err
+	}
+	return rels, true, nil
+}
+
 // SubjectsOfType calls fn on every visible relationship of resType:resID#relation whose subject
 // is of type subjType with subject relation subjRel ("" or "..." for plain objects, which
 // include the wildcard subjType:*), in subject id order, until fn returns false.
