@@ -234,6 +234,15 @@ func TestServeRefusesOpenAddressWithoutKey(t *testing.T) {
 	}
 }
 
+func TestServeRefusesEmptyBlockCache(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--data-dir", t.TempDir(), "--grpc-addr", "127.0.0.1:0", "--metrics-addr", "", "--block-cache-mib", "0"},
+		strings.NewReader(""), &out, &errb, func(string) string { return "" })
+	if code != exitError || !strings.Contains(errb.String(), "--block-cache-mib 0") {
+		t.Fatalf("exit %d, %q", code, errb.String())
+	}
+}
+
 func TestParseRefs(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"user:sato", "user:sato"},

@@ -47,6 +47,7 @@ const (
 type serveFlags struct {
 	grpcAddr, metricsAddr string
 	pprof                 bool
+	blockCacheMiB         int64
 	keys                  []string
 	tlsCert, tlsKey       string
 	maxUpdates            int
@@ -92,6 +93,7 @@ SIGINT or SIGTERM stops the node: in-flight requests finish, then the store is c
 	f := cmd.Flags()
 	f.StringVar(&sf.grpcAddr, "grpc-addr", defaultGRPCAddr, "address the gRPC API listens on")
 	f.StringVar(&sf.metricsAddr, "metrics-addr", defaultMetricsAddr, "address of the Prometheus /metrics listener (empty disables it)")
+	f.Int64Var(&sf.blockCacheMiB, "block-cache-mib", store.DefaultCacheSize>>20, "Pebble's block cache in MiB: reads that miss it go to the files")
 	f.BoolVar(&sf.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics listener")
 	f.StringArrayVar(&sf.keys, "grpc-preshared-key", nil, "preshared key clients send as bearer token; repeat for rotation")
 	f.StringVar(&sf.tlsCert, "grpc-tls-cert", "", "PEM certificate for gRPC over TLS")
@@ -114,6 +116,9 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	var tlsConf *tls.Config
 	if (sf.tlsCert == "") != (sf.tlsKey == "") {
 		return errors.New("--grpc-tls-cert and --grpc-tls-key go together; give both or neither")
+	}
+	if sf.blockCacheMiB < 1 {
+		return fmt.Errorf("--block-cache-mib %d: the block cache needs at least 1 MiB", sf.blockCacheMiB)
 	}
 	if sf.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(sf.tlsCert, sf.tlsKey)
@@ -164,7 +169,7 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	// raftnode (replaying the log above the last snapshot, or restoring the snapshot when the
 	// store is behind it). One fsync per write instead of two per write per node
 	// (docs/raft.md has the measured difference).
-	stOpts := store.Options{Retention: sf.retention, NoSync: true}
+	stOpts := store.Options{Retention: sf.retention, NoSync: true, CacheSize: sf.blockCacheMiB << 20}
 	if err := store.FinishRestore(filepath.Join(c.dataDir, storeDir), stOpts); err != nil {
 		lis.Close()
 		return err
