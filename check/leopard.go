@@ -134,13 +134,13 @@ func (w *walker) leopard(k key, rel *schema.Relation, hops int) (o outcome, ok b
 }
 
 // leopardBackwards finds the objects that hold the subject directly on one of the plan's
-// relations and asks the closure whether k's object reaches each.
+// relations and asks the closure whether k's object reaches each. A closure entry is only
+// stored while the closure is complete, so only a miss needs the overflow marker read, and a
+// subject that holds nothing needs no closure read at all.
 func (w *walker) leopardBackwards(k key, p *leopardPlan) (outcome, bool, error) {
-	if complete, err := w.ev.r.ClosureComplete(p.edge, k.resID); err != nil || !complete {
-		return outcome{}, false, err
-	}
 	s := k.subject
 	acc := outcome{m: NoPermission, low: noCycle}
+	knownComplete := false
 	for _, d := range p.holders {
 		holders, err := w.holders(s, k.resType, d)
 		if err != nil {
@@ -154,6 +154,13 @@ func (w *walker) leopardBackwards(k key, p *leopardPlan) (outcome, bool, error) 
 					return outcome{}, false, err
 				}
 				if !reaches {
+					if !knownComplete {
+						complete, err := w.ev.r.ClosureComplete(p.edge, k.resID)
+						if err != nil || !complete {
+							return outcome{}, false, err
+						}
+						knownComplete = true
+					}
 					continue
 				}
 			}
