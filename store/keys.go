@@ -151,13 +151,11 @@ func decodeForwardKey(k []byte, rel *Relationship) error {
 	if len(k) < 9 {
 		return fmt.Errorf("%w: malformed forward key %q", ErrCorrupt, k)
 	}
-	f, _, err := splitFields(k[1:len(k)-8], 6)
-	if err != nil {
-		return err
-	}
-	rel.ResourceType, rel.ResourceID, rel.Relation = f[0], f[1], f[2]
-	rel.SubjectRelation, rel.SubjectType, rel.SubjectID = f[3], f[4], f[5]
-	return nil
+	var d fieldDecoder
+	d.b = k[1 : len(k)-8]
+	rel.ResourceType, rel.ResourceID, rel.Relation = d.name(), d.id(), d.name()
+	rel.SubjectRelation, rel.SubjectType, rel.SubjectID = d.name(), d.name(), d.id()
+	return d.err
 }
 
 // decodeReverseKey fills the identity fields of rel from a reverse key.
@@ -165,14 +163,37 @@ func decodeReverseKey(k []byte, rel *Relationship) error {
 	if len(k) < 9 {
 		return fmt.Errorf("%w: malformed reverse key %q", ErrCorrupt, k)
 	}
-	f, _, err := splitFields(k[1:len(k)-8], 6)
-	if err != nil {
-		return err
-	}
-	rel.SubjectType, rel.SubjectID, rel.SubjectRelation = f[0], f[1], f[2]
-	rel.ResourceType, rel.Relation, rel.ResourceID = f[3], f[4], f[5]
-	return nil
+	var d fieldDecoder
+	d.b = k[1 : len(k)-8]
+	rel.SubjectType, rel.SubjectID, rel.SubjectRelation = d.name(), d.id(), d.name()
+	rel.ResourceType, rel.Relation, rel.ResourceID = d.name(), d.name(), d.id()
+	return d.err
 }
+
+// fieldDecoder takes \0-terminated fields off the front of b, recording the first error.
+type fieldDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *fieldDecoder) next() []byte {
+	j := bytes.IndexByte(d.b, 0)
+	if j < 0 {
+		if d.err == nil {
+			d.err = fmt.Errorf("%w: malformed key", ErrCorrupt)
+		}
+		return nil
+	}
+	f := d.b[:j]
+	d.b = d.b[j+1:]
+	return f
+}
+
+// id is an object id: new memory each time.
+func (d *fieldDecoder) id() string { return string(d.next()) }
+
+// name is a type or relation name: one of few, so shared (names.go).
+func (d *fieldDecoder) name() string { return names.intern(d.next()) }
 
 // Payload flags.
 const (

@@ -218,14 +218,27 @@ func (r *Reader) Object(resType, resID string, limit int) (rels []Relationship, 
 	p := []byte{prefixForward}
 	p = appendField(p, resType)
 	p = appendField(p, resID)
-	err = r.v.scanForward(p, nil, limit+1, func(rel *Relationship) bool {
-		rels = append(rels, *rel)
-		return true
+	tooMany := false
+	err = r.v.scan(p, upperBound(p), func(k, val []byte) (bool, error) {
+		if !r.v.visible(k, val) {
+			return true, nil
+		}
+		if len(rels) == limit {
+			rels, tooMany = nil, true
+			return false, nil
+		}
+		rels = append(rels, Relationship{})
+		rel := &rels[len(rels)-1]
+		if err := decodeForwardKey(k, rel); err != nil {
+			return false, err
+		}
+		_, err := decodePayload(val[8:], rel)
+		return err == nil, err
 	})
-	if err != nil || len(rels) > limit {
+	if err != nil {
 		return nil, false, err
 	}
-	return rels, true, nil
+	return rels, !tooMany, nil
 }
 
 // SubjectsOfType calls fn on every visible relationship of resType:resID#relation whose subject
