@@ -38,7 +38,10 @@ func (s *Server) snapshot(c *v1.Consistency) (*store.Reader, store.Revision, err
 //
 // The caller closes the reader.
 func (s *Server) snapshotCtx(ctx context.Context, c *v1.Consistency) (*store.Reader, store.Revision, error) {
-	if _, ok := ctx.Deadline(); !ok {
+	waits := c.GetFullyConsistent() || c.GetAtLeastAsFresh() != nil
+	if _, ok := ctx.Deadline(); !ok && waits {
+		// Bound the wait when the request has no deadline of its own; the other requirements
+		// do not wait, and need no timer.
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, maxFreshnessWait)
 		defer cancel()
