@@ -163,7 +163,8 @@ func BenchmarkCheckChain(b *testing.B) {
 				name = "walk"
 			}
 			b.Run(fmt.Sprintf("depth=%d/%s", depth, name), func(b *testing.B) {
-				c := check.New(check.Options{NoIndex: walk})
+				// No cache: every op is a first, uncached check.
+				c := check.New(check.Options{NoIndex: walk, CacheBytes: -1})
 				ctx := context.Background()
 				b.ReportAllocs()
 				for b.Loop() {
