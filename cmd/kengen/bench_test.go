@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -88,9 +89,13 @@ func TestBenchCRM(t *testing.T) {
 			}
 		}
 	}
-	text := n.must(t, dir, "bench", "run", "--dataset", "crm", "--scale", scale, "--mix", "bulk-check", "--count", "5", "--duration", "0")
+	prof := filepath.Join(t.TempDir(), "driver.prof")
+	text := n.must(t, dir, "bench", "run", "--dataset", "crm", "--scale", scale, "--mix", "bulk-check", "--count", "5", "--duration", "0", "--cpuprofile", prof)
 	if !strings.Contains(text, "p99.9 ms") || !strings.Contains(text, "disagree (all agree)") {
 		t.Errorf("bench run text:\n%s", text)
+	}
+	if b, err := os.ReadFile(prof); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("--cpuprofile wrote no gzipped profile: %d bytes, %v", len(b), err)
 	}
 
 	// Break the server's answers: delete everything on one deal, so its owner and sub
