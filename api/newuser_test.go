@@ -90,6 +90,12 @@ func TestNewUserMistakes(t *testing.T) {
 			})
 			return err
 		}, codes.FailedPrecondition, []string{"follower"}},
+		{"a limit below what a deal already holds", func() error {
+			_, err := env.client.WriteSchema(ctxT(t), &v1.WriteSchemaRequest{
+				Schema: strings.Replace(crm, "relation sub_assignee: user limit 5", "relation sub_assignee: user limit 2", 1),
+			})
+			return err
+		}, codes.FailedPrecondition, []string{"deal#sub_assignee", "limit 2", "deal:5 holds 5", "delete the extra relationships"}},
 		{"a schema with several errors", func() error {
 			_, err := env.client.WriteSchema(ctxT(t), &v1.WriteSchemaRequest{
 				Schema: "definition user {}\ndefinition deal {\n  relation owner: usr\n  permission view = ownr\n}\n",

@@ -432,6 +432,10 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	if err == nil {
 		err = s.checkStranding(sch)
 	}
+	if err == nil {
+		old, _, _ := s.Schema()
+		err = s.checkLoweredLimits(old, sch, at)
+	}
 	if err != nil {
 		if cerr := s.commitRejected(rev, at); cerr != nil {
 			return errors.Join(err, cerr)
@@ -460,6 +464,92 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	s.latest.Store(&revisionAt{rev, at})
 	s.advanced()
 	return nil
+}
+
+// checkLoweredLimits refuses sch (ErrSchemaStrands) if it puts a relation's limit below the
+// number of subjects an object already holds on it: the objects over it would keep more than
+// the schema says they may. Only relations whose limit is new or lower are looked at, and only
+// those whose live relationships number more than the limit in all are scanned.
+func (s *Store) checkLoweredLimits(old, sch *schema.Schema, at time.Time) error {
+	var problems []string
+	for _, ns := range sch.Namespaces {
+		for _, r := range ns.Relations {
+			if r.IsPermission || r.Limit <= 0 {
+				continue
+			}
+			if o := old.Namespace(ns.Name).Relation(r.Name); o != nil && !o.IsPermission && o.Limit > 0 && o.Limit <= r.Limit {
+				continue
+			}
+			msg, err := s.overLimit(ns.Name, r.Name, r.Limit, at)
+			if err != nil {
+				return err
+			}
+			if msg != "" {
+				problems = append(problems, msg)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s; delete the extra relationships first, or keep the higher limit", ErrSchemaStrands, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// overLimit describes the objects of typ holding more than limit subjects on relation at the
+// latest revision, or returns "" if there are none.
+func (s *Store) overLimit(typ, relation string, limit int, at time.Time) (string, error) {
+	countPrefix := []byte{prefixCount}
+	countPrefix = appendField(countPrefix, typ)
+	countPrefix = appendField(countPrefix, relation)
+	var total uint64
+	if err := scanPrefix(s.db, countPrefix, func(_, v []byte) (bool, error) {
+		total += uint64(decodeRev(v))
+		return true, nil
+	}); err != nil || total <= uint64(limit) {
+		return "", err
+	}
+	const examples = 5
+	var over []string
+	n, objects := 0, 0
+	cur := ""
+	flush := func() {
+		if n > limit {
+			if objects++; objects <= examples {
+				over = append(over, fmt.Sprintf("%s:%s holds %d", typ, cur, n))
+			}
+		}
+	}
+	v := view{src: s.db, rev: s.Revision(), at: at}
+	p := appendField([]byte{prefixForward}, typ)
+	err := v.scan(p, upperBound(p), func(k, val []byte) (bool, error) {
+		var rel Relationship
+		if err := decodeForwardKey(k, &rel); err != nil {
+			return false, err
+		}
+		if rel.Relation != relation || !v.visible(k, val) {
+			return true, nil
+		}
+		if rel.ResourceID != cur {
+			flush()
+			cur, n = rel.ResourceID, 0
+		}
+		n++
+		return true, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	flush()
+	if objects == 0 {
+		return "", nil
+	}
+	if objects == 1 {
+		return fmt.Sprintf("relation %s#%s: limit %d, but %s", typ, relation, limit, over[0]), nil
+	}
+	if objects > examples {
+		over = append(over, fmt.Sprintf("and %d more", objects-examples))
+	}
+	return fmt.Sprintf("relation %s#%s: limit %d, but %d objects hold more: %s", typ, relation, limit, objects, strings.Join(over, ", ")), nil
 }
 
 // checkStranding refuses sch if a stored relationship shape is no longer admitted by it.

@@ -447,3 +447,43 @@ func TestConcurrentReadersAndWrites(t *testing.T) {
 		t.Fatalf("horizon %d passed the open reader at 2", h)
 	}
 }
+
+func TestWriteSchemaRefusesLimitBelowHeld(t *testing.T) {
+	s := openMem(t)
+	mustApply(t, s, 2, t0, creates(t,
+		"deal:1#sub_assignee@user:a", "deal:1#sub_assignee@user:b", "deal:1#sub_assignee@user:c",
+		"deal:2#sub_assignee@user:a",
+		"deal:3#sub_assignee@user:a", "deal:3#sub_assignee@user:b", "deal:3#sub_assignee@user:c",
+		"deal:1#viewer@user:a", "deal:1#viewer@user:b"))
+	lowered := strings.Replace(dealSchema, "sub_assignee: user limit 5", "sub_assignee: user limit 2", 1)
+	err := s.WriteSchema(3, t0, lowered)
+	if !errors.Is(err, ErrSchemaStrands) || !strings.Contains(err.Error(), "relation deal#sub_assignee: limit 2, but 2 objects hold more: deal:1 holds 3, deal:3 holds 3") {
+		t.Fatalf("lowering the limit below what deal:1 and deal:3 hold: %v", err)
+	}
+	if s.Revision() != 3 {
+		t.Errorf("a refused schema leaves the revision at %d, want 3", s.Revision())
+	}
+	if _, _, rev := s.Schema(); rev != 1 {
+		t.Errorf("the schema in force is from revision %d, want 1", rev)
+	}
+	// A limit on a relation that had none is checked the same way.
+	limitedViewer := strings.Replace(dealSchema, "relation viewer: user | user:* | group#member", "relation viewer: user | user:* | group#member limit 1", 1)
+	if err := s.WriteSchema(4, t0, limitedViewer); !errors.Is(err, ErrSchemaStrands) || !strings.Contains(err.Error(), "relation deal#viewer: limit 1, but deal:1 holds 2") {
+		t.Fatalf("a new limit below what deal:1 holds: %v", err)
+	}
+	// At or above what every object holds, the schema is taken; raising it needs no scan.
+	if err := s.WriteSchema(5, t0, strings.Replace(dealSchema, "limit 5", "limit 3", 1)); err != nil {
+		t.Fatalf("limit 3, deal:1 holds 3: %v", err)
+	}
+	if err := s.WriteSchema(6, t0, dealSchema); err != nil {
+		t.Fatalf("raising the limit again: %v", err)
+	}
+	// Deleted relationships do not count.
+	mustApply(t, s, 7, t0, &Batch{Updates: []Update{
+		{Op: OpDelete, Relationship: rel(t, "deal:1#sub_assignee@user:c")},
+		{Op: OpDelete, Relationship: rel(t, "deal:3#sub_assignee@user:c")},
+	}})
+	if err := s.WriteSchema(8, t0, lowered); err != nil {
+		t.Fatalf("limit 2 once deal:1 and deal:3 hold 2: %v", err)
+	}
+}
