@@ -214,14 +214,8 @@ func TestServePprofOnlyWhenAsked(t *testing.T) {
 	off := startNode(t, t.TempDir())
 	probe(t, "http://"+off.metricsAddr+"/debug/pprof/", http.StatusNotFound)
 	on := startNode(t, t.TempDir(), "--pprof")
-	resp, err := http.Get("http://" + on.metricsAddr + "/debug/pprof/goroutine?debug=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
-		t.Errorf("GET /debug/pprof/goroutine with --pprof: %d %.300q", resp.StatusCode, body)
+	if body := fetch(t, "http://"+on.metricsAddr+"/debug/pprof/goroutine?debug=1"); !strings.Contains(string(body), "goroutine profile:") {
+		t.Errorf("GET /debug/pprof/goroutine with --pprof: %.300q", body)
 	}
 }
 
