@@ -242,11 +242,12 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	if err := awaitCluster(ctx, node, sf.join); err != nil {
 		fmt.Fprintf(c.stderr, "kengen: %v\n", err)
 	}
-	fmt.Fprintf(c.stdout, "kengen: serving the Authzed v1 API on %s", lis.Addr())
+	// One write: the logs go to the same terminal (or file) and must not land inside it.
+	serving := fmt.Sprintf("kengen: serving the Authzed v1 API on %s", lis.Addr())
 	if metricsAddr != "" {
-		fmt.Fprintf(c.stdout, ", metrics on http://%s/metrics", metricsAddr)
+		serving += fmt.Sprintf(", metrics on http://%s/metrics", metricsAddr)
 	}
-	fmt.Fprintf(c.stdout, ", data in %s\n", c.dataDir)
+	fmt.Fprintf(c.stdout, "%s, data in %s\n", serving, c.dataDir)
 	if c.serveReady != nil {
 		c.serveReady(lis.Addr().String(), metricsAddr)
 	}
