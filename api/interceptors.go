@@ -109,6 +109,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err := s.auth.authenticate(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
+	sendServerVersion(ctx)
 	return handler(ctx, req)
 }
 
@@ -124,6 +125,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err := s.auth.authenticate(ss.Context(), info.FullMethod); err != nil {
 		return err
 	}
+	sendServerVersion(ss.Context())
 	ss, counted := s.lookups.count(info.FullMethod, ss) // metrics.go
 	defer counted()
 	return handler(srv, ss)
