@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 const (
@@ -158,4 +159,50 @@ func TestDeleteRelationships(t *testing.T) {
 		t.Fatalf("delete all deals: %v, %d deleted", err, resp.GetRelationshipsDeletedCount())
 	}
 	wantRels(t, env.dump("deal"))
+}
+
+// TestCaveatContextCheckedAtWrite: a caveat context that does not fit its caveat (a value of
+// the wrong type, a parameter the caveat does not have) is refused when it is written, naming
+// the parameter, and nothing is stored; before, it was stored and every later check through
+// the relationship failed with INVALID_ARGUMENT.
+func TestCaveatContextCheckedAtWrite(t *testing.T) {
+	env := startServer(t, Options{})
+	env.writeSchema(`caveat within(max int, from ipaddress) { max > 0 && from.in_cidr('10.0.0.0/8') }
+definition user {}
+definition deal {
+	relation viewer: user with within
+	permission view = viewer
+}`)
+	write := func(ctxJSON string) error {
+		c := &structpb.Struct{}
+		if err := c.UnmarshalJSON([]byte(ctxJSON)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := env.write(nil, &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH,
+			Relationship: &v1.Relationship{Resource: &v1.ObjectReference{ObjectType: "deal", ObjectId: "1"}, Relation: "viewer",
+				Subject:        &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: "sato"}},
+				OptionalCaveat: &v1.ContextualizedCaveat{CaveatName: "within", Context: c}}})
+		return err
+	}
+	for _, tc := range []struct {
+		ctx   string
+		hints []string
+	}{
+		{`{"max": "abc"}`, []string{`parameter "max"`, "within", "int"}},
+		{`{"max": 1.5}`, []string{`parameter "max"`, "int"}},
+		{`{"from": "not-an-ip"}`, []string{`parameter "from"`, "ipaddress"}},
+		{`{"maximum": 3}`, []string{`no parameter "maximum"`, "max int, from ipaddress"}},
+	} {
+		wantCode(t, write(tc.ctx), codes.InvalidArgument, tc.hints...)
+	}
+	if got, err := env.read(&v1.RelationshipFilter{ResourceType: "deal"}, full()); err != nil || len(got) != 0 {
+		t.Fatalf("a refused context was stored: %v %v", got, err)
+	}
+	// A context that fits is stored and checks answer through it.
+	if err := write(`{"max": 3, "from": "10.1.2.3"}`); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := env.check(full(), "deal:1", "view", "user:sato"); err != nil || p != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("check through a fitting context: %v %v", p, err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/kengen/kengen/schema"
@@ -180,7 +181,44 @@ func validateAgainst(sch *schema.Schema, rel *Relationship) (*schema.Relation, e
 	if r.Allows(rel.SubjectType, rel.SubjectRelation, rel.SubjectID == Wildcard, rel.Caveat, !rel.Expiration.IsZero()) == nil {
 		return nil, fmt.Errorf("%w: %s: relation %s#%s does not allow subject %s", ErrInvalid, relText(rel), rel.ResourceType, rel.Relation, subjectShape(rel.SubjectType, rel.SubjectRelation, rel.SubjectID == Wildcard, rel.Caveat, !rel.Expiration.IsZero()))
 	}
+	if err := validateCaveatContext(sch, rel); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// validateCaveatContext checks that every value of rel's caveat context is a parameter of its
+// caveat and fits that parameter's type, so that a context no check could evaluate is refused
+// when it is written rather than failing every later check through the relationship.
+func validateCaveatContext(sch *schema.Schema, rel *Relationship) error {
+	if rel.Caveat == "" || len(rel.CaveatContext) == 0 {
+		return nil
+	}
+	c := sch.Caveat(rel.Caveat)
+	if c == nil {
+		return nil // Allows refused an unknown caveat already
+	}
+	types := make(map[string]string, len(c.Parameters))
+	names := make([]string, len(c.Parameters))
+	for i, p := range c.Parameters {
+		types[p.Name] = p.Type
+		names[i] = p.Name + " " + p.Type
+	}
+	keys := make([]string, 0, len(rel.CaveatContext))
+	for k := range rel.CaveatContext {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		typ, ok := types[k]
+		if !ok {
+			return fmt.Errorf("%w: %s: caveat %s has no parameter %q (its parameters: %s)", ErrInvalid, relText(rel), c.Name, k, strings.Join(names, ", "))
+		}
+		if _, err := schema.ConvertCaveatValue(typ, rel.CaveatContext[k]); err != nil {
+			return fmt.Errorf("%w: %s: caveat context parameter %q of caveat %s: %v; want a %s", ErrInvalid, relText(rel), k, c.Name, err, typ)
+		}
+	}
+	return nil
 }
 
 // relationOf returns the schema relation rel is written to, refusing an unknown type or
