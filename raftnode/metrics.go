@@ -156,7 +156,7 @@ func (n *Node) appliedIndex() uint64 {
 	handed := n.raft.AppliedIndex()
 	for next := applied + 1; next <= handed && next <= applied+maxSkip; next++ {
 		var l raft.Log
-		if err := n.wal.GetLog(next, &l); err != nil || l.Type == raft.LogCommand {
+		if err := n.logs.GetLog(next, &l); err != nil || l.Type == raft.LogCommand {
 			break
 		}
 		applied = next

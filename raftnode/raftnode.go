@@ -47,6 +47,11 @@ var (
 	ErrSnapshot = errors.New("raftnode: bad snapshot")
 	// ErrMembership is a membership change that raft refused.
 	ErrMembership = errors.New("raftnode: membership change failed")
+	// ErrDamagedLog is a raft log that cannot be trusted: an entry fails its checksum, the log
+	// has a gap, ends below the store's applied revision, or disagrees with the entry the
+	// store applied. A node refuses to start on it (Open) until it is repaired
+	// (RepairFromStore, RepairFromCluster).
+	ErrDamagedLog = errors.New("raftnode: damaged raft log")
 )
 
 // Config configures a Node. NodeID, RaftAddr, Dir and Store are required.
@@ -108,6 +113,7 @@ type Node struct {
 	raft  *raft.Raft
 	fsm   *fsm
 	wal   *wal.WAL
+	logs  *checkedLog // wal with per-entry checksums (logstore.go)
 	meta  *metadb.BoltMetaDB
 	trans *raft.NetworkTransport
 	peers *peers
@@ -124,6 +130,8 @@ type Node struct {
 // Open starts the node: it opens raft's log and snapshots in cfg.Dir, listens on
 // cfg.RaftAddr, and bootstraps a cluster when cfg.Bootstrap is set and there is no state yet.
 // A node restarting skips restoring its latest snapshot when its store already holds it.
+// Before raft starts, the log is checked against the store (checkLog): a damaged log is
+// refused with ErrDamagedLog, naming the directory, what is damaged and the indexes.
 func Open(cfg Config) (*Node, error) {
 	if cfg.NodeID == "" || cfg.RaftAddr == "" || cfg.Dir == "" || cfg.Store == nil {
 		return nil, errors.New("raftnode: Config.NodeID, RaftAddr, Dir and Store are required")
@@ -151,6 +159,9 @@ func Open(cfg Config) (*Node, error) {
 		_ = n.meta.Close()
 		return nil, fmt.Errorf("raftnode: opening the raft log: %w", err)
 	}
+	if n.logs, err = openCheckedLog(n.wal, cfg.Logger); err != nil {
+		return nil, errors.Join(err, n.closeLog())
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("raftnode: snapshots: %w", err), n.closeLog())
@@ -159,6 +170,10 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, errors.Join(err, n.closeLog())
 	}
+	if err := checkLog(cfg.Dir, n.logs, snaps, n.st); err != nil {
+		return nil, errors.Join(err, n.closeLog())
+	}
+	n.fsm.logMatchesStore = true
 	if n.trans, err = newTransport(cfg, hlog); err != nil {
 		return nil, errors.Join(fmt.Errorf("raftnode: raft transport on %s: %w", cfg.RaftAddr, err), n.closeLog())
 	}
@@ -177,17 +192,17 @@ func Open(cfg Config) (*Node, error) {
 	setNonZero(&rc.ElectionTimeout, cfg.ElectionTimeout)
 	setNonZero(&rc.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
 
-	has, err := raft.HasExistingState(n.wal, n.wal, snaps)
+	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
 	if err != nil {
 		return nil, errors.Join(err, n.trans.Close(), n.closeLog())
 	}
 	if cfg.Bootstrap && !has {
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, n.wal, n.wal, snaps, n.trans, conf); err != nil {
+		if err := raft.BootstrapCluster(rc, n.logs, n.logs, snaps, n.trans, conf); err != nil {
 			return nil, errors.Join(fmt.Errorf("raftnode: bootstrap: %w", err), n.trans.Close(), n.closeLog())
 		}
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.wal, n.wal, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
 		return nil, errors.Join(fmt.Errorf("raftnode: %w", err), n.trans.Close(), n.closeLog())
 	}
 	if err := n.registerMetrics(cfg.Registerer); err != nil {
