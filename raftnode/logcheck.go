@@ -41,9 +41,13 @@ func checkLog(dir string, logs *checkedLog, snaps raft.SnapshotStore, st *store.
 	if len(list) > 0 {
 		snap = *list[0]
 	}
+	holds := fmt.Sprintf("the log holds entries %d to %d", first, last)
+	if last == 0 {
+		holds = "the log is empty"
+	}
 	damaged := func(format string, a ...any) error {
-		return fmt.Errorf("%w in %s: %s; the store has applied revision %d (term %d), the log holds entries %d to %d, the latest snapshot is at index %d (term %d)",
-			ErrDamagedLog, dir, fmt.Sprintf(format, a...), applied.Index, applied.Term, first, last, snap.Index, snap.Term)
+		return fmt.Errorf("%w in %s: %s; the store has applied revision %d (term %d), %s, the latest snapshot is at index %d (term %d)",
+			ErrDamagedLog, dir, fmt.Sprintf(format, a...), applied.Index, applied.Term, holds, snap.Index, snap.Term)
 	}
 	if last > snap.Index && first > snap.Index+1 {
 		return damaged("entries %d to %d are missing between the snapshot and the log", snap.Index+1, first-1)

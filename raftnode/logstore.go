@@ -144,7 +144,7 @@ func (c *checkedLog) readEntry(index uint64, l *raft.Log) (err error) {
 		if errors.Is(err, raft.ErrLogNotFound) {
 			return err
 		}
-		return fmt.Errorf("%w: entry %d: %w", ErrDamagedLog, index, err)
+		return fmt.Errorf("%w: entry %d cannot be read: %w", ErrDamagedLog, index, err)
 	}
 	if l.Index != index {
 		return fmt.Errorf("%w: reading entry %d returned entry %d", ErrDamagedLog, index, l.Index)
