@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -45,9 +46,12 @@ type Repaired struct {
 func RepairFromStore(dir string, st *store.Store, nodeID, raftAddr string) (Repaired, error) {
 	applied := st.AppliedEntry()
 	stable, err := readStable(dir)
-	if err != nil {
+	lost := errors.Is(err, os.ErrNotExist)
+	if err != nil && !lost {
 		return Repaired{}, err
 	}
+	// A lost raft directory has no term or vote to keep; for a single node that is safe
+	// (there is no one else to vote for).
 	r := Repaired{From: applied, Term: max(stableTerm(stable), applied.Term, 1)}
 	// A store written before terms were recorded: the entry's term is unknown, and the
 	// current term is at least as new as any entry's.
@@ -55,8 +59,10 @@ func RepairFromStore(dir string, st *store.Store, nodeID, raftAddr string) (Repa
 	if term == 0 {
 		term = r.Term
 	}
-	if r.Aside, err = moveAside(dir); err != nil {
-		return r, err
+	if !lost {
+		if r.Aside, err = moveAside(dir); err != nil {
+			return r, err
+		}
 	}
 	logs, meta, err := newLog(dir, stable, r.Term)
 	if err != nil {
@@ -115,9 +121,10 @@ func RepairFromCluster(dir string) (Repaired, error) {
 	return r, errors.Join(logs.Close(), meta.Close())
 }
 
-// readStable reads raft's stable-store values from the log in dir. A log whose stable store
-// cannot be read is not repaired: without the vote cast in the current term, the repaired
-// node could vote twice in it.
+// readStable reads raft's stable-store values from the log in dir (an error wrapping
+// os.ErrNotExist when there is no log). A log whose stable store cannot be read is not
+// repaired: without the vote cast in the current term, the repaired node could vote twice
+// in it.
 func readStable(dir string) (map[string][]byte, error) {
 	walDir := filepath.Join(dir, "wal")
 	if _, err := os.Stat(walDir); err != nil {
@@ -141,16 +148,13 @@ func readStable(dir string) (map[string][]byte, error) {
 	return out, nil
 }
 
+// stableTerm is the current term among the stable-store values (little endian, as raft-wal's
+// SetUint64 writes it); 0 if absent.
 func stableTerm(stable map[string][]byte) uint64 {
-	v := stable["CurrentTerm"]
-	if len(v) != 8 {
-		return 0
+	if v := stable["CurrentTerm"]; len(v) == 8 {
+		return binary.LittleEndian.Uint64(v)
 	}
-	var t uint64
-	for i := 7; i >= 0; i-- { // little endian, as raft-wal's SetUint64 writes it
-		t = t<<8 | uint64(v[i])
-	}
-	return t
+	return 0
 }
 
 // moveAside renames dir to dir.damaged-<UTC time>.
