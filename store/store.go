@@ -284,6 +284,10 @@ func (s *Store) load() error {
 	if v, ok, err := s.get(keyApplied); err != nil {
 		return openErr(s.dir, err)
 	} else if ok {
+		if len(v) != 8 && len(v) != 16 {
+			// Taking it as revision 0 would have raft apply every entry again over the data.
+			return fmt.Errorf("%w: %s: the applied-revision record is %d bytes, not 8 or 16", ErrCorrupt, s.dir, len(v))
+		}
 		e := decodeApplied(v)
 		s.appliedTerm.Store(e.Term)
 		s.applied.Store(uint64(e.Index))
