@@ -192,7 +192,7 @@ func TestDamagedLogIsRefusedAndRepairedFromStore(t *testing.T) {
 				t.Fatalf("one segment, none sealed: %v", files)
 			}
 			flipMiddle(t, files[0])
-		}, want: "entry [0-9]+ (fails its checksum|cannot be read|does not decode)"},
+		}, want: `entry [0-9]+ (\(term [0-9]+\) )?(fails its checksum|cannot be read|does not decode)`},
 		{name: "tail segment truncated", damage: func(t *testing.T, tn *testNode) {
 			f := segments(t, tn.dir)[0]
 			b, err := os.ReadFile(f)
