@@ -77,7 +77,7 @@ func RepairFromStore(dir string, st *store.Store, nodeID, raftAddr string) (Repa
 	// The transport only encodes the legacy peers field (the address as bytes, as the TCP
 	// transport does); nothing is sent.
 	_, trans := raft.NewInmemTransport(raft.ServerAddress(raftAddr))
-	defer trans.Close()
+	defer func() { _ = trans.Close() }()
 	sink, err := snaps.Create(raft.SnapshotVersionMax, uint64(applied.Index), term, conf, uint64(applied.Index), trans)
 	if err != nil {
 		return r, fmt.Errorf("raftnode: repair: creating the snapshot: %w", err)
