@@ -3,9 +3,12 @@ package raftnode
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/kengen/kengen/store"
 )
 
 // followerOf returns a node of nodes that is not l.
@@ -54,6 +57,23 @@ func TestDamagedFollowerRejoinsFromTheCluster(t *testing.T) {
 	}
 	t.Logf("refused: %v", err)
 	last = writeDocs(t, l, "while-down", 10)
+
+	// Repairing it as a single node would make it a second cluster: refused, nothing moved.
+	st, err := store.Open(filepath.Join(f.dir, "store"), store.Options{GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = RepairFromStore(filepath.Join(f.dir, "raft"), st, f.id, f.raftAddr)
+	if cerr := st.Close(); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if !errors.Is(err, ErrNotSingleNode) {
+		t.Fatalf("RepairFromStore on a member of three: %v, want ErrNotSingleNode", err)
+	}
+	t.Logf("from the store: %v", err)
+	if aside, _ := filepath.Glob(filepath.Join(f.dir, "raft.damaged-*")); len(aside) > 0 {
+		t.Fatalf("the refused repair moved the log: %v", aside)
+	}
 
 	r := f.repairFromCluster(t)
 	if r.Term < 2 {

@@ -52,6 +52,9 @@ var (
 	// store applied. A node refuses to start on it (Open) until it is repaired
 	// (RepairFromStore, RepairFromCluster).
 	ErrDamagedLog = errors.New("raftnode: damaged raft log")
+	// ErrNotSingleNode is RepairFromStore on a node whose last known configuration has other
+	// members: made the only voter, it would go on as a second cluster beside the first.
+	ErrNotSingleNode = errors.New("raftnode: the node is a member of a cluster of several")
 )
 
 // Config configures a Node. NodeID, RaftAddr, Dir and Store are required.

@@ -50,6 +50,11 @@ func RepairFromStore(dir string, st *store.Store, nodeID, raftAddr string) (Repa
 	if err != nil && !lost {
 		return Repaired{}, err
 	}
+	if !lost {
+		if others := otherMembers(dir, nodeID); len(others) > 0 {
+			return Repaired{}, fmt.Errorf("%w: the latest configuration in %s also lists %v; repair the node from the cluster instead", ErrNotSingleNode, dir, others)
+		}
+	}
 	// A lost raft directory has no term or vote to keep; for a single node that is safe
 	// (there is no one else to vote for).
 	r := Repaired{From: applied, Term: max(stableTerm(stable), applied.Term, 1)}
@@ -119,6 +124,57 @@ func RepairFromCluster(dir string) (Repaired, error) {
 		return r, err
 	}
 	return r, errors.Join(logs.Close(), meta.Close())
+}
+
+// otherMembers returns the servers other than nodeID in the latest configuration the raft
+// directory dir still holds: the latest snapshot's, or a later configuration entry of the log
+// that reads (damaged entries are passed over). It reads the log without changing its
+// records.
+func otherMembers(dir, nodeID string) []string {
+	var conf raft.Configuration
+	var confIndex uint64
+	if snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger()); err == nil {
+		if list, err := snaps.List(); err == nil && len(list) > 0 {
+			conf, confIndex = list[0].Configuration, list[0].ConfigurationIndex
+		}
+	}
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(filepath.Join(dir, "wal"), wal.WithMetaStore(meta))
+	if err == nil {
+		logs := &checkedLog{WAL: w, log: slog.New(slog.NewTextHandler(io.Discard, nil)), from: ^uint64(0)}
+		if raw, err := w.Get(keyChecksummedFrom); err == nil && len(raw) == 8 {
+			logs.from = binary.LittleEndian.Uint64(raw)
+		}
+		first, _ := w.FirstIndex()
+		last, _ := w.LastIndex()
+		for i := max(first, confIndex+1); last > 0 && i <= last; i++ {
+			var l raft.Log
+			if logs.readEntry(i, &l) == nil && l.Type == raft.LogConfiguration {
+				if c, ok := decodeConfiguration(l.Data); ok {
+					conf = c
+				}
+			}
+		}
+		_ = w.Close()
+	}
+	_ = meta.Close()
+	var others []string
+	for _, srv := range conf.Servers {
+		if string(srv.ID) != nodeID {
+			others = append(others, string(srv.ID))
+		}
+	}
+	return others
+}
+
+// decodeConfiguration is raft.DecodeConfiguration, which panics on bytes it cannot decode.
+func decodeConfiguration(b []byte) (c raft.Configuration, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return raft.DecodeConfiguration(b), true
 }
 
 // readStable reads raft's stable-store values from the log in dir (an error wrapping

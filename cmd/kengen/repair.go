@@ -67,6 +67,9 @@ func repairFromStore(c *cli, nodeID, raftAddr string) error {
 	}
 	r, err := raftnode.RepairFromStore(filepath.Join(c.dataDir, raftDir), st, nodeID, raftAddr)
 	if err := errors.Join(err, st.Close()); err != nil {
+		if errors.Is(err, raftnode.ErrNotSingleNode) {
+			return fmt.Errorf("%w: `kengen repair --data-dir %s --from-cluster`", err, c.dataDir)
+		}
 		return err
 	}
 	if r.Aside != "" {

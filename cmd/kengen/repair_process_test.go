@@ -44,6 +44,10 @@ func TestProcessDamagedLogRefusedThenRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A repair of a running node is refused, and changes nothing.
+	if out, code := runProc(t, "repair", "--data-dir", dataDir, "--from-store", "--node-id", "p1"); code == 0 || !strings.Contains(out, "still running") {
+		t.Fatalf("repair of a running node: exit %d:\n%s", code, out)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +128,28 @@ func TestProcessDamagedLogRefusedThenRepaired(t *testing.T) {
 	}
 	if after.Applied <= before.Applied {
 		t.Errorf("applied revision %d after a new write, not above the %d before the damage", after.Applied, before.Applied)
+	}
+
+	// --from-cluster on the stopped node moves the log and the store aside (kept) and leaves
+	// an empty log for a leader to fill.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	out, code = runProc(t, "repair", "--data-dir", dataDir, "--from-cluster")
+	if code != 0 || !strings.Contains(out, "moved the store to") {
+		t.Fatalf("repair --from-cluster: exit %d:\n%s", code, out)
+	}
+	rafts, _ := filepath.Glob(filepath.Join(dataDir, raftDir+".damaged-*"))
+	stores, _ := filepath.Glob(filepath.Join(dataDir, storeDir+".damaged-*"))
+	if len(rafts) != 2 || len(stores) != 1 {
+		t.Errorf("after --from-cluster: raft dirs aside %v, stores aside %v; want 2 and 1", rafts, stores)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, storeDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the store is still in place: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, raftDir, "wal")); err != nil {
+		t.Errorf("no new raft log: %v", err)
 	}
 }
 
