@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,13 @@ import (
 
 	"github.com/kengen/kengen/store"
 )
+
+// steadyTimings are raft's default timeouts: the cluster tests of this file assert which node
+// leads for a while, and the shorter timeouts of startNode let a loaded machine move
+// leadership mid-test.
+func steadyTimings(c *Config) {
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+}
 
 // followerOf returns a node of nodes that is not l.
 func followerOf(nodes []*testNode, l *testNode) *testNode {
@@ -38,8 +46,12 @@ func awaitSameRelationships(t *testing.T, tn, ref *testNode) {
 // vote kept), it rejoins, is filled by the leader, converges on the leader's relationships,
 // and serves writes again.
 func TestDamagedFollowerRejoinsFromTheCluster(t *testing.T) {
-	nodes := startCluster(t, func(c *Config) { c.SegmentSize = 2 << 10 })
-	ctx := ctxT(t)
+	nodes := startCluster(t, func(c *Config) {
+		steadyTimings(c)
+		c.SegmentSize = 2 << 10
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	l := leader(t, nodes)
 	if _, err := l.node.Writer().WriteSchema(ctx, testSchema); err != nil {
 		t.Fatal(err)
@@ -110,6 +122,7 @@ func TestDamagedFollowerRejoinsFromTheCluster(t *testing.T) {
 // and the follower is caught up by a snapshot instead.
 func TestLeaderSendsSnapshotForDamagedEntry(t *testing.T) {
 	nodes := startCluster(t, func(c *Config) {
+		steadyTimings(c)
 		c.SegmentSize = 2 << 10
 		// No automatic snapshots or compaction: every entry stays in the log, so a healthy
 		// leader would catch the follower up with entries.
@@ -117,7 +130,8 @@ func TestLeaderSendsSnapshotForDamagedEntry(t *testing.T) {
 		c.TrailingLogs = 1 << 20
 		c.SnapshotInterval = time.Hour
 	})
-	ctx := ctxT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	l := leader(t, nodes)
 	if _, err := l.node.Writer().WriteSchema(ctx, testSchema); err != nil {
 		t.Fatal(err)

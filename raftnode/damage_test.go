@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -94,15 +95,26 @@ func changePayload(t *testing.T, files []string, needle, replacement string) str
 	return ""
 }
 
+// writeDocs writes doc:<prefix>NNN#viewer@user:ann for NNN below n through tn, retrying what
+// a leadership change refused, and returns the result of the last.
 func writeDocs(t *testing.T, tn *testNode, prefix string, n int) store.Result {
 	t.Helper()
-	ctx := ctxT(t)
 	var res store.Result
 	for i := range n {
-		var err error
-		if res, err = write(ctx, tn.node, fmt.Sprintf("%s%03d", prefix, i), "ann"); err != nil {
-			t.Fatal(err)
-		}
+		doc := fmt.Sprintf("%s%03d", prefix, i)
+		eventually(t, "write "+doc, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var err error
+			res, err = write(ctx, tn.node, doc, "ann")
+			if errors.Is(err, store.ErrAlreadyExists) { // an earlier attempt was applied
+				res.Revision, err = tn.node.ReadIndex(ctx)
+			}
+			if err != nil && !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("write %s: %v", doc, err)
+			}
+			return err
+		})
 	}
 	return res
 }
@@ -193,6 +205,15 @@ func TestDamagedLogIsRefusedAndRepairedFromStore(t *testing.T) {
 			}
 			flipMiddle(t, files[0])
 		}, want: `entry [0-9]+ (\(term [0-9]+\) )?(fails its checksum|cannot be read|does not decode)`},
+		{name: "sealed segment deleted", segmentSize: 2 << 10, damage: func(t *testing.T, tn *testNode) {
+			files := segments(t, tn.dir)
+			if len(files) < 2 {
+				t.Fatalf("%d segments, want 2 or more", len(files))
+			}
+			if err := os.Remove(files[0]); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "raft-wal cannot open it: .*no such file"},
 		{name: "tail segment truncated", damage: func(t *testing.T, tn *testNode) {
 			f := segments(t, tn.dir)[0]
 			b, err := os.ReadFile(f)
@@ -216,7 +237,8 @@ func TestDamagedLogIsRefusedAndRepairedFromStore(t *testing.T) {
 			if _, err := tn.node.Writer().WriteSchema(ctxT(t), testSchema); err != nil {
 				t.Fatal(err)
 			}
-			last := writeDocs(t, tn, "d", 40)
+			writeDocs(t, tn, "d", 40)
+			last := tn.st.AppliedEntry()
 			tn.stop()
 			c.damage(t, tn)
 
@@ -229,15 +251,15 @@ func TestDamagedLogIsRefusedAndRepairedFromStore(t *testing.T) {
 			if !regexp.MustCompile(c.want).MatchString(msg) {
 				t.Errorf("the refusal %q does not match %q", msg, c.want)
 			}
-			for _, w := range []string{filepath.Join(tn.dir, "raft"), fmt.Sprintf("the store has applied revision %d", last.Revision), "the log "} {
+			for _, w := range []string{filepath.Join(tn.dir, "raft"), fmt.Sprintf("the store has applied revision %d", last.Index), "the log "} {
 				if !strings.Contains(msg, w) {
 					t.Errorf("the refusal %q does not say %q", msg, w)
 				}
 			}
 
 			r := tn.repairFromStore(t)
-			if r.From.Index != last.Revision {
-				t.Errorf("repaired from %d, want the store's %d", r.From.Index, last.Revision)
+			if r.From != last {
+				t.Errorf("repaired from %+v, want the store's %+v", r.From, last)
 			}
 			if _, err := os.Stat(r.Aside); err != nil && c.name != "raft directory lost" {
 				t.Errorf("the damaged log was not kept: %v", err)
@@ -245,8 +267,8 @@ func TestDamagedLogIsRefusedAndRepairedFromStore(t *testing.T) {
 			tn.start()
 			awaitLeader(t, tn)
 			after := writeDocs(t, tn, "after", 3)
-			if after.Revision <= last.Revision+1 {
-				t.Fatalf("a write after the repair landed at revision %d, not above the old %d", after.Revision, last.Revision)
+			if after.Revision <= last.Index+1 {
+				t.Fatalf("a write after the repair landed at revision %d, not above the old %d", after.Revision, last.Index)
 			}
 			for _, doc := range []string{"d000", "d039", "after002"} {
 				if ok, err := tn.has(0, doc, "ann"); err != nil || !ok {

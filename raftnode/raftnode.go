@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -160,7 +161,14 @@ func Open(cfg Config) (*Node, error) {
 	n.meta = &metadb.BoltMetaDB{}
 	if n.wal, err = wal.Open(filepath.Join(cfg.Dir, "wal"), wal.WithMetaStore(n.meta), wal.WithSegmentSize(cfg.SegmentSize)); err != nil {
 		_ = n.meta.Close()
-		return nil, fmt.Errorf("raftnode: opening the raft log: %w", err)
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("raftnode: opening the raft log: %w", err)
+		}
+		// A segment missing or unreadable: raft-wal does not say which, and either way the
+		// log cannot be trusted.
+		applied := cfg.Store.AppliedEntry()
+		return nil, fmt.Errorf("%w in %s: raft-wal cannot open it: %w; the store has applied revision %d (term %d), the log cannot be read",
+			ErrDamagedLog, cfg.Dir, err, applied.Index, applied.Term)
 	}
 	if n.logs, err = openCheckedLog(n.wal, cfg.Logger); err != nil {
 		return nil, errors.Join(err, n.closeLog())
