@@ -44,7 +44,7 @@ func (w *LocalWriter) WriteSchema(ctx context.Context, text string) (store.Revis
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	rev := w.st.Revision() + 1
-	if err := w.st.WriteSchema(rev, w.now(), text); err != nil {
+	if err := w.st.WriteSchema(store.Entry{Index: rev}, w.now(), text); err != nil {
 		return 0, err
 	}
 	return rev, nil
@@ -57,5 +57,5 @@ func (w *LocalWriter) Apply(ctx context.Context, b *store.Batch) (store.Result, 
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.st.Apply(w.st.Revision()+1, w.now(), b)
+	return w.st.Apply(store.Entry{Index: w.st.Revision() + 1}, w.now(), b)
 }

@@ -40,14 +40,14 @@ func crmStore(b *testing.B) (*store.Store, datagen.CRMStats) {
 			crm.err = err
 			return
 		}
-		if err := st.WriteSchema(1, time.Now(), datagen.CRMSchema); err != nil {
+		if err := st.WriteSchema(store.Entry{Index: 1}, time.Now(), datagen.CRMSchema); err != nil {
 			crm.err = err
 			return
 		}
 		var batch []store.Update
 		flush := func() {
 			if crm.err == nil && len(batch) > 0 {
-				_, crm.err = st.Apply(st.Revision()+1, time.Now(), &store.Batch{Updates: batch})
+				_, crm.err = st.Apply(store.Entry{Index: st.Revision() + 1}, time.Now(), &store.Batch{Updates: batch})
 			}
 			batch = batch[:0]
 		}

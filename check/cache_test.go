@@ -30,7 +30,7 @@ func TestCacheSharesAcrossRequestsAndRevisions(t *testing.T) {
 	}
 
 	// A new revision: the cached answers of the old one must not leak into it.
-	if _, err := f.st.Apply(f.st.Revision()+1, time.Now(), &store.Batch{Updates: []store.Update{
+	if _, err := f.st.Apply(store.Entry{Index: f.st.Revision() + 1}, time.Now(), &store.Batch{Updates: []store.Update{
 		{Op: store.OpDelete, Relationship: mustRel(t, "folder:f1#viewer@user:ann")},
 	}}); err != nil {
 		t.Fatal(err)

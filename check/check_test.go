@@ -29,7 +29,7 @@ func newFixture(t testing.TB, schemaText string, rels ...string) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{t: t, st: st}
-	if err := st.WriteSchema(st.Revision()+1, time.Now(), schemaText); err != nil {
+	if err := st.WriteSchema(store.Entry{Index: st.Revision() + 1}, time.Now(), schemaText); err != nil {
 		t.Fatal(err)
 	}
 	var updates []store.Update
@@ -48,7 +48,7 @@ func (f *fixture) write(updates []store.Update) {
 	f.t.Helper()
 	for len(updates) > 0 {
 		n := min(len(updates), 1000)
-		if _, err := f.st.Apply(f.st.Revision()+1, time.Now(), &store.Batch{Updates: updates[:n]}); err != nil {
+		if _, err := f.st.Apply(store.Entry{Index: f.st.Revision() + 1}, time.Now(), &store.Batch{Updates: updates[:n]}); err != nil {
 			f.t.Fatal(err)
 		}
 		updates = updates[n:]

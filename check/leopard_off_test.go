@@ -22,7 +22,7 @@ func TestLeopardIndexOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		if err := st.WriteSchema(1, time.Now(), leopardSchema); err != nil {
+		if err := st.WriteSchema(store.Entry{Index: 1}, time.Now(), leopardSchema); err != nil {
 			t.Fatal(err)
 		}
 		return st
@@ -45,7 +45,7 @@ func TestLeopardIndexOff(t *testing.T) {
 	for batch := range 15 {
 		updates := randomUpdates(rng, random, batch > 4, nil)
 		for _, st := range []*store.Store{on, off} {
-			if _, err := st.Apply(st.Revision()+1, time.Now(), &store.Batch{Updates: updates}); err != nil {
+			if _, err := st.Apply(store.Entry{Index: st.Revision() + 1}, time.Now(), &store.Batch{Updates: updates}); err != nil {
 				t.Fatal(err)
 			}
 		}

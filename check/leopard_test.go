@@ -44,7 +44,7 @@ func leopardRound(t *testing.T, seed uint64) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if err := st.WriteSchema(1, time.Now(), leopardSchema); err != nil {
+	if err := st.WriteSchema(store.Entry{Index: 1}, time.Now(), leopardSchema); err != nil {
 		t.Fatal(err)
 	}
 	const roles, groups, users = 9, 6, 4
@@ -81,7 +81,7 @@ func leopardRound(t *testing.T, seed uint64) {
 				r.Caveat, r.CaveatContext = "positive", map[string]any{"x": float64(rng.IntN(3) - 1)}
 			}
 		})
-		res, err := st.Apply(st.Revision()+1, time.Now(), &store.Batch{Updates: updates})
+		res, err := st.Apply(store.Entry{Index: st.Revision() + 1}, time.Now(), &store.Batch{Updates: updates})
 		if err != nil {
 			t.Fatal(err)
 		}

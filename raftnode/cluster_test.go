@@ -75,29 +75,39 @@ func stablePort(t *testing.T) string {
 
 // start (re)starts the node on its directories; a restart keeps the raft address.
 func (tn *testNode) start() {
-	t := tn.t
-	t.Helper()
+	tn.t.Helper()
+	if err := tn.tryStart(); err != nil {
+		tn.t.Fatal(err)
+	}
+}
+
+// tryStart is start returning Open's error (with nothing left open).
+func (tn *testNode) tryStart() error {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	tn.grpcAddr = lis.Addr().String()
 	sdir := filepath.Join(tn.dir, "store")
 	if err := store.FinishRestore(sdir, store.Options{}); err != nil {
-		t.Fatal(err)
+		lis.Close()
+		return err
 	}
 	if tn.st, err = store.Open(sdir, store.Options{NoSync: true, GCInterval: -1, SkipVerify: true}); err != nil {
-		t.Fatal(err)
+		lis.Close()
+		return err
 	}
 	cfg := tn.cfg
 	cfg.Store, cfg.Dir, cfg.RaftAddr, cfg.GRPCAddr = tn.st, filepath.Join(tn.dir, "raft"), tn.raftAddr, tn.grpcAddr
 	if tn.node, err = Open(cfg); err != nil {
-		t.Fatal(err)
+		lis.Close()
+		return errors.Join(err, tn.st.Close())
 	}
 	tn.raftAddr = tn.node.RaftAddr()
 	tn.srv = grpc.NewServer()
 	tn.srv.RegisterService(&ServiceDesc, tn.node)
 	go func() { _ = tn.srv.Serve(lis) }()
+	return nil
 }
 
 func (tn *testNode) stop() {

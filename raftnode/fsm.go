@@ -18,9 +18,10 @@ import (
 )
 
 // fsm is the thin adapter between raft and store: an entry's index is its revision, its
-// command goes to store.Apply or store.WriteSchema, and an entry at or below the store's
-// applied revision (replayed after a restart) is skipped, which makes applying idempotent.
-// It also keeps the members' gRPC addresses, which travel in snapshots.
+// command goes to store.Apply or store.WriteSchema with the entry's identity (index and
+// term), and an entry at or below the store's applied revision is skipped only when it is a
+// replay of what the store applied (see Apply), which makes applying idempotent. It also
+// keeps the members' gRPC addresses, which travel in snapshots.
 type fsm struct {
 	st  *store.Store
 	log *slog.Logger
@@ -30,6 +31,14 @@ type fsm struct {
 	lastIndex atomic.Uint64
 	// metrics are updated by Apply, Persist and Restore (metrics.go).
 	metrics *metrics
+	// logMatchesStore is set by Open once checkLog found the store's applied entry in the
+	// log (or covered by the snapshot raft starts from), and after a Restore: the entries
+	// below the applied revision that raft replays are then the ones the store applied.
+	// Only the FSM goroutine reads it after raft starts.
+	logMatchesStore bool
+	// halted is set when an entry at or below the applied revision is not the entry the
+	// store applied: the log and the store disagree, and the FSM applies nothing more.
+	halted error
 
 	// applied is signalled (closed and replaced) after every apply and restore.
 	mu struct {
@@ -73,23 +82,52 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.log.Error("raftnode: skipping an entry", "index", l.Index, "error", err)
 		return applyResult{err: err}
 	}
+	if f.halted != nil {
+		return applyResult{err: f.halted}
+	}
+	entry := store.Entry{Index: rev, Term: l.Term}
+	if applied := f.st.AppliedEntry(); rev <= applied.Index {
+		if !f.isReplay(entry, applied) {
+			// Acknowledging it would report a write this store never made (issue 11: a log
+			// truncated below the store handed out its old indexes again). Refuse it and
+			// everything after it; at the next start checkLog refuses the node.
+			f.halted = fmt.Errorf("%w: entry %d (term %d) is at or below the store's applied revision %d (term %d) but is not the entry the store applied; this node applies nothing more until it is repaired",
+				ErrDamagedLog, rev, l.Term, applied.Index, applied.Term)
+			f.log.Error(f.halted.Error())
+			return applyResult{err: f.halted}
+		}
+		if cmd.Kind == KindMember {
+			f.setMember(cmd.Member)
+		}
+		return applyResult{res: store.Result{Revision: rev}}
+	}
 	if cmd.Kind == KindMember {
 		f.setMember(cmd.Member)
 	}
-	if rev <= f.st.Revision() {
-		return applyResult{res: store.Result{Revision: rev}}
-	}
 	switch cmd.Kind {
 	case KindSchema:
-		err := f.st.WriteSchema(rev, cmd.At, cmd.Schema)
+		err := f.st.WriteSchema(entry, cmd.At, cmd.Schema)
 		return applyResult{res: store.Result{Revision: rev}, err: err}
 	case KindBatch:
-		res, err := f.st.Apply(rev, cmd.At, cmd.Batch)
+		res, err := f.st.Apply(entry, cmd.At, cmd.Batch)
 		return applyResult{res: res, err: err}
 	default: // KindMember: advance the revision only
-		res, err := f.st.Apply(rev, cmd.At, &store.Batch{})
+		res, err := f.st.Apply(entry, cmd.At, &store.Batch{})
 		return applyResult{res: res, err: err}
 	}
+}
+
+// isReplay reports whether e, at or below the store's applied entry, is one the store has
+// applied. The applied entry itself is recognised by its term (a store written before terms
+// were recorded has term 0 and is taken at its index). An earlier entry cannot be compared,
+// as the store keeps only the latest entry's identity; it is a replay when the log holds the
+// store's applied entry (logMatchesStore, checked at Open): by raft's log matching property
+// two logs that agree on an entry agree on every entry before it.
+func (f *fsm) isReplay(e, applied store.Entry) bool {
+	if e.Index == applied.Index {
+		return applied.Term == 0 || applied.Term == e.Term
+	}
+	return f.logMatchesStore
 }
 
 func (f *fsm) setMember(m Member) {
@@ -229,6 +267,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := f.st.Restore(br); err != nil {
 		return err
 	}
+	// The store is now the snapshot's, and raft goes on from the snapshot's index.
+	f.logMatchesStore, f.halted = true, nil
 	f.restores.Add(1)
 	// metrics hook: a snapshot restored.
 	f.metrics.restoreDuration.Observe(since(start))

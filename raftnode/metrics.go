@@ -162,7 +162,7 @@ func (n *Node) appliedIndex() uint64 {
 	committed := n.raft.CommitIndex()
 	for next := applied + 1; next <= committed && next <= applied+maxSkip; next++ {
 		var l raft.Log
-		if err := n.wal.GetLog(next, &l); err != nil || l.Type == raft.LogCommand {
+		if err := n.logs.GetLog(next, &l); err != nil || l.Type == raft.LogCommand {
 			break
 		}
 		applied = next

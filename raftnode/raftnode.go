@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -47,6 +48,14 @@ var (
 	ErrSnapshot = errors.New("raftnode: bad snapshot")
 	// ErrMembership is a membership change that raft refused.
 	ErrMembership = errors.New("raftnode: membership change failed")
+	// ErrDamagedLog is a raft log that cannot be trusted: an entry fails its checksum, the log
+	// has a gap, ends below the store's applied revision, or disagrees with the entry the
+	// store applied. A node refuses to start on it (Open) until it is repaired
+	// (RepairFromStore, RepairFromCluster).
+	ErrDamagedLog = errors.New("raftnode: damaged raft log")
+	// ErrNotSingleNode is RepairFromStore on a node whose last known configuration has other
+	// members: made the only voter, it would go on as a second cluster beside the first.
+	ErrNotSingleNode = errors.New("raftnode: the node is a member of a cluster of several")
 )
 
 // Config configures a Node. NodeID, RaftAddr, Dir and Store are required.
@@ -108,6 +117,7 @@ type Node struct {
 	raft  *raft.Raft
 	fsm   *fsm
 	wal   *wal.WAL
+	logs  *checkedLog // wal with per-entry checksums (logstore.go)
 	meta  *metadb.BoltMetaDB
 	trans *raft.NetworkTransport
 	peers *peers
@@ -124,6 +134,8 @@ type Node struct {
 // Open starts the node: it opens raft's log and snapshots in cfg.Dir, listens on
 // cfg.RaftAddr, and bootstraps a cluster when cfg.Bootstrap is set and there is no state yet.
 // A node restarting skips restoring its latest snapshot when its store already holds it.
+// Before raft starts, the log is checked against the store (checkLog): a damaged log is
+// refused with ErrDamagedLog, naming the directory, what is damaged and the indexes.
 func Open(cfg Config) (*Node, error) {
 	if cfg.NodeID == "" || cfg.RaftAddr == "" || cfg.Dir == "" || cfg.Store == nil {
 		return nil, errors.New("raftnode: Config.NodeID, RaftAddr, Dir and Store are required")
@@ -149,7 +161,17 @@ func Open(cfg Config) (*Node, error) {
 	n.meta = &metadb.BoltMetaDB{}
 	if n.wal, err = wal.Open(filepath.Join(cfg.Dir, "wal"), wal.WithMetaStore(n.meta), wal.WithSegmentSize(cfg.SegmentSize)); err != nil {
 		_ = n.meta.Close()
-		return nil, fmt.Errorf("raftnode: opening the raft log: %w", err)
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("raftnode: opening the raft log: %w", err)
+		}
+		// A segment missing or unreadable: raft-wal does not say which, and either way the
+		// log cannot be trusted.
+		applied := cfg.Store.AppliedEntry()
+		return nil, fmt.Errorf("%w in %s: raft-wal cannot open it: %w; the store has applied revision %d (term %d), the log cannot be read",
+			ErrDamagedLog, cfg.Dir, err, applied.Index, applied.Term)
+	}
+	if n.logs, err = openCheckedLog(n.wal, cfg.Logger); err != nil {
+		return nil, errors.Join(err, n.closeLog())
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
@@ -159,6 +181,10 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, errors.Join(err, n.closeLog())
 	}
+	if err := checkLog(cfg.Dir, n.logs, snaps, n.st); err != nil {
+		return nil, errors.Join(err, n.closeLog())
+	}
+	n.fsm.logMatchesStore = true
 	if n.trans, err = newTransport(cfg, hlog); err != nil {
 		return nil, errors.Join(fmt.Errorf("raftnode: raft transport on %s: %w", cfg.RaftAddr, err), n.closeLog())
 	}
@@ -177,17 +203,17 @@ func Open(cfg Config) (*Node, error) {
 	setNonZero(&rc.ElectionTimeout, cfg.ElectionTimeout)
 	setNonZero(&rc.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
 
-	has, err := raft.HasExistingState(n.wal, n.wal, snaps)
+	has, err := raft.HasExistingState(n.logs, n.logs, snaps)
 	if err != nil {
 		return nil, errors.Join(err, n.trans.Close(), n.closeLog())
 	}
 	if cfg.Bootstrap && !has {
 		conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, n.wal, n.wal, snaps, n.trans, conf); err != nil {
+		if err := raft.BootstrapCluster(rc, n.logs, n.logs, snaps, n.trans, conf); err != nil {
 			return nil, errors.Join(fmt.Errorf("raftnode: bootstrap: %w", err), n.trans.Close(), n.closeLog())
 		}
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.wal, n.wal, snaps, n.trans); err != nil {
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, snaps, n.trans); err != nil {
 		return nil, errors.Join(fmt.Errorf("raftnode: %w", err), n.trans.Close(), n.closeLog())
 	}
 	if err := n.registerMetrics(cfg.Registerer); err != nil {

@@ -14,16 +14,18 @@ import (
 	"github.com/kengen/kengen/schema"
 )
 
-// Apply applies one write batch at revision rev, with `at` the batch's time (under Raft the
-// leader's clock, carried in the log entry so every node uses the same one). rev must be above
-// Revision(), else ErrStaleRevision and nothing changes.
+// Apply applies one write batch at revision e.Index, with `at` the batch's time (under Raft
+// the leader's clock, carried in the log entry so every node uses the same one), and records e
+// as the applied entry in the same commit. e.Index must be above Revision(), else
+// ErrStaleRevision and nothing changes.
 //
 // The batch is all or nothing: preconditions are evaluated at the state before it, then the
 // updates (or the delete by filter) and the relation limits, and on any error none of it is
 // written. A refused batch still advances the applied revision to rev, in a batch of its own,
 // so that replaying a Raft log is idempotent and a refused entry is never applied again; a
 // Reader at rev sees the state of the previous revision with rev's time.
-func (s *Store) Apply(rev Revision, at time.Time, b *Batch) (Result, error) {
+func (s *Store) Apply(e Entry, at time.Time, b *Batch) (Result, error) {
+	rev := e.Index
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
@@ -37,7 +39,7 @@ func (s *Store) Apply(rev Revision, at time.Time, b *Batch) (Result, error) {
 	if b == nil {
 		b = &Batch{}
 	}
-	wb, res, delta, err := s.build(rev, at, b)
+	wb, res, delta, err := s.build(e, at, b)
 	if err == nil {
 		err = wb.Commit(s.writeOpts)
 		_ = wb.Close()
@@ -45,6 +47,7 @@ func (s *Store) Apply(rev Revision, at time.Time, b *Batch) (Result, error) {
 			return Result{}, fmt.Errorf("store: commit revision %d: %w", rev, err)
 		}
 		s.relationships.Add(delta)
+		s.appliedTerm.Store(e.Term)
 		s.applied.Store(uint64(rev))
 		s.latest.Store(&revisionAt{rev, at})
 		s.advanced()
@@ -53,7 +56,7 @@ func (s *Store) Apply(rev Revision, at time.Time, b *Batch) (Result, error) {
 	if wb != nil {
 		_ = wb.Close()
 	}
-	if cerr := s.commitRejected(rev, at); cerr != nil {
+	if cerr := s.commitRejected(e, at); cerr != nil {
 		return Result{}, errors.Join(err, cerr)
 	}
 	return Result{Revision: rev}, err
@@ -67,31 +70,34 @@ func (s *Store) checkRevision(rev Revision) error {
 }
 
 // commitRejected advances the applied revision past a refused entry.
-func (s *Store) commitRejected(rev Revision, at time.Time) error {
+func (s *Store) commitRejected(e Entry, at time.Time) error {
+	rev := e.Index
 	wb := s.db.NewBatch()
 	defer wb.Close()
-	if err := s.finish(wb, rev, &changeEntry{at: at, kind: changeRejected}); err != nil {
+	if err := s.finish(wb, e, &changeEntry{at: at, kind: changeRejected}); err != nil {
 		return err
 	}
 	if err := wb.Commit(s.writeOpts); err != nil {
 		return fmt.Errorf("store: commit refused revision %d: %w", rev, err)
 	}
+	s.appliedTerm.Store(e.Term)
 	s.applied.Store(uint64(rev))
 	s.latest.Store(&revisionAt{rev, at})
 	s.advanced()
 	return nil
 }
 
-// finish adds the change log entry and the applied revision to wb.
-func (s *Store) finish(wb *pebble.Batch, rev Revision, e *changeEntry) error {
-	v, err := encodeChange(e)
+// finish adds the change log entry and the applied record (the revision and the entry's
+// term, decodeApplied) to wb.
+func (s *Store) finish(wb *pebble.Batch, e Entry, c *changeEntry) error {
+	v, err := encodeChange(c)
 	if err != nil {
 		return err
 	}
-	if err := wb.Set(revKey(prefixChange, rev), v, nil); err != nil {
+	if err := wb.Set(revKey(prefixChange, e.Index), v, nil); err != nil {
 		return err
 	}
-	return wb.Set(keyApplied, appendRev(nil, rev), nil)
+	return wb.Set(keyApplied, binary.BigEndian.AppendUint64(appendRev(nil, e.Index), e.Term), nil)
 }
 
 // writer builds one batch.
@@ -107,7 +113,8 @@ type writer struct {
 	retired []byte
 }
 
-func (s *Store) build(rev Revision, at time.Time, b *Batch) (*pebble.Batch, Result, int64, error) {
+func (s *Store) build(e Entry, at time.Time, b *Batch) (*pebble.Batch, Result, int64, error) {
+	rev := e.Index
 	res := Result{Revision: rev}
 	if b.DeleteFilter != nil && len(b.Updates) > 0 {
 		return nil, res, 0, fmt.Errorf("%w: a batch has either updates or a delete filter, not both", ErrInvalid)
@@ -161,7 +168,7 @@ func (s *Store) build(rev Revision, at time.Time, b *Batch) (*pebble.Batch, Resu
 	if err != nil {
 		return w.wb, res, 0, err
 	}
-	if err := s.finish(w.wb, rev, &w.change); err != nil {
+	if err := s.finish(w.wb, e, &w.change); err != nil {
 		return w.wb, res, 0, err
 	}
 	return w.wb, res, delta, nil
@@ -417,7 +424,8 @@ func (w *writer) writeCounts() (int64, error) {
 // (ErrSchemaStrands) a schema that no longer admits relationships that are stored, naming each
 // relation and how many relationships use it. A parse error is returned as schema.Parse
 // returns it. Like Apply, a refused schema still advances the applied revision to rev.
-func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
+func (s *Store) WriteSchema(e Entry, at time.Time, text string) error {
+	rev := e.Index
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
@@ -437,7 +445,7 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 		err = s.checkLoweredLimits(old, sch, at)
 	}
 	if err != nil {
-		if cerr := s.commitRejected(rev, at); cerr != nil {
+		if cerr := s.commitRejected(e, at); cerr != nil {
 			return errors.Join(err, cerr)
 		}
 		return err
@@ -451,7 +459,7 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	if err := s.reindexClosures(wb, rev, at, old, sch); err != nil {
 		return err
 	}
-	if err := s.finish(wb, rev, &changeEntry{at: at, kind: changeSchema}); err != nil {
+	if err := s.finish(wb, e, &changeEntry{at: at, kind: changeSchema}); err != nil {
 		return err
 	}
 	if err := wb.Commit(s.writeOpts); err != nil {
@@ -460,6 +468,7 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	s.mu.Lock()
 	s.mu.schema, s.mu.schemaText, s.mu.schemaRev = sch, text, rev
 	s.mu.Unlock()
+	s.appliedTerm.Store(e.Term)
 	s.applied.Store(uint64(rev))
 	s.latest.Store(&revisionAt{rev, at})
 	s.advanced()

@@ -27,13 +27,13 @@ func loadBench(b *testing.B) *Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	if err := s.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		b.Fatal(err)
 	}
 	rev := Revision(2)
 	batch := &Batch{}
 	flush := func() {
-		if _, err := s.Apply(rev, t0, batch); err != nil {
+		if _, err := s.Apply(Entry{Index: rev}, t0, batch); err != nil {
 			b.Fatal(err)
 		}
 		rev++
@@ -120,7 +120,7 @@ func benchmarkApply(b *testing.B, size int, sync bool) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		b.Fatal(err)
 	}
 	rev, next := Revision(2), 0
@@ -130,7 +130,7 @@ func benchmarkApply(b *testing.B, size int, sync bool) {
 			batch.Updates[i] = Update{Op: OpTouch, Relationship: Relationship{ResourceType: "deal", ResourceID: "d" + strconv.Itoa(next), Relation: "viewer", SubjectType: "user", SubjectID: benchUser(next)}}
 			next++
 		}
-		if _, err := s.Apply(rev, t0, batch); err != nil {
+		if _, err := s.Apply(Entry{Index: rev}, t0, batch); err != nil {
 			b.Fatal(err)
 		}
 		rev++
@@ -221,7 +221,7 @@ func TestOpenCost1M(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		t.Fatal(err)
 	}
 	const total = 1_000_000

@@ -38,11 +38,11 @@ func openLeopardBench(b *testing.B, noIndex bool) (*Store, func(*Batch)) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	if err := s.WriteSchema(1, t0, reparentSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, reparentSchema); err != nil {
 		b.Fatal(err)
 	}
 	apply := func(batch *Batch) {
-		if _, err := s.Apply(s.Revision()+1, t0, batch); err != nil {
+		if _, err := s.Apply(Entry{Index: s.Revision() + 1}, t0, batch); err != nil {
 			b.Fatal(err)
 		}
 	}

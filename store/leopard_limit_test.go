@@ -23,14 +23,14 @@ func TestClosureLimitChangedOnReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 		if round == 0 {
-			if err := s.WriteSchema(1, t0, roleSchema); err != nil {
+			if err := s.WriteSchema(Entry{Index: 1}, t0, roleSchema); err != nil {
 				t.Fatal(err)
 			}
 			b := creates(t, "role:a#parent@role:top", "role:b#parent@role:top", "role:top#parent@role:root", "role:r0#parent@role:a")
 			for i := 1; i < 10; i++ {
 				b.Updates = append(b.Updates, Update{Op: OpCreate, Relationship: rel(t, fmt.Sprintf("role:r%d#parent@role:r%d", i, i-1))})
 			}
-			if _, err := s.Apply(2, t0, b); err != nil {
+			if _, err := s.Apply(Entry{Index: 2}, t0, b); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -40,7 +40,7 @@ func TestClosureLimitChangedOnReopen(t *testing.T) {
 				{Op: OpDelete, Relationship: rel(t, "role:r0#parent@role:"+under)},
 				{Op: OpCreate, Relationship: rel(t, "role:r0#parent@role:"+next)},
 			}}
-			if _, err := s.Apply(s.Revision()+1, t0, b); err != nil {
+			if _, err := s.Apply(Entry{Index: s.Revision() + 1}, t0, b); err != nil {
 				t.Fatalf("round %d (limit %d): %v", round, limit, err)
 			}
 			under = next

@@ -36,19 +36,19 @@ func TestClosureVersionsAndGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.WriteSchema(1, t0, roleSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, roleSchema); err != nil {
 		t.Fatal(err)
 	}
 	parent := Edge{"role", "parent", ""}
 	// c → b → a, then c re-parented to x.
-	if _, err := s.Apply(2, t0, creates(t, "role:b#parent@role:a", "role:c#parent@role:b")); err != nil {
+	if _, err := s.Apply(Entry{Index: 2}, t0, creates(t, "role:b#parent@role:a", "role:c#parent@role:b")); err != nil {
 		t.Fatal(err)
 	}
 	b := &Batch{Updates: []Update{
 		{Op: OpDelete, Relationship: rel(t, "role:c#parent@role:b")},
 		{Op: OpCreate, Relationship: rel(t, "role:c#parent@role:x")},
 	}}
-	if _, err := s.Apply(3, t0.Add(time.Hour), b); err != nil {
+	if _, err := s.Apply(Entry{Index: 3}, t0.Add(time.Hour), b); err != nil {
 		t.Fatal(err)
 	}
 	r2, _ := s.Reader(2)
@@ -99,10 +99,10 @@ func TestClosureOverflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.WriteSchema(1, t0, roleSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, roleSchema); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Apply(2, t0, creates(t, "role:r1#parent@role:r0", "role:r2#parent@role:r1", "role:r3#parent@role:r2", "role:r4#parent@role:r3")); err != nil {
+	if _, err := s.Apply(Entry{Index: 2}, t0, creates(t, "role:r1#parent@role:r0", "role:r2#parent@role:r1", "role:r3#parent@role:r2", "role:r4#parent@role:r3")); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := s.Reader(0)
@@ -121,7 +121,7 @@ func TestClosureOverflow(t *testing.T) {
 // Cycles: every member of a cycle reaches every other and itself.
 func TestClosureCycle(t *testing.T) {
 	s := openMemSchema(t, roleSchema)
-	if _, err := s.Apply(2, t0, creates(t, "group:a#member@group:b#member", "group:b#member@group:c#member", "group:c#member@group:a#member", "group:d#member@group:a#member")); err != nil {
+	if _, err := s.Apply(Entry{Index: 2}, t0, creates(t, "group:a#member@group:b#member", "group:b#member@group:c#member", "group:c#member@group:a#member", "group:d#member@group:a#member")); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := s.Reader(0)
@@ -141,7 +141,7 @@ func openMemSchema(t *testing.T, text string) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.WriteSchema(1, t0, text); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, text); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -157,7 +157,7 @@ func TestModel(t *testing.T) {
 	}
 	defer func() { s.Close() }()
 	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
-	if err := s.WriteSchema(1, base, modelSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, base, modelSchema); err != nil {
 		t.Fatal(err)
 	}
 	states := map[Revision]model{1: {}}
@@ -170,7 +170,7 @@ func TestModel(t *testing.T) {
 		at := base.Add(time.Duration(rev) * time.Minute)
 		b := randomBatch(rng, at)
 		next, ok := cur.apply(at, b)
-		_, err := s.Apply(rev, at, b)
+		_, err := s.Apply(Entry{Index: rev}, at, b)
 		if ok != (err == nil) {
 			t.Fatalf("revision %d: store error %v, model accepts: %v\nbatch %+v", rev, err, ok, b)
 		}

@@ -144,7 +144,7 @@ func runBlock(t *testing.T, s *Store, b *block) string {
 	}
 	switch b.cmd {
 	case "schema":
-		if err := s.WriteSchema(rev, argTime(t, b, "at", rev), strings.Join(b.input, "\n")); err != nil {
+		if err := s.WriteSchema(Entry{Index: rev}, argTime(t, b, "at", rev), strings.Join(b.input, "\n")); err != nil {
 			return err.Error()
 		}
 		return "ok"
@@ -177,7 +177,7 @@ func runBlock(t *testing.T, s *Store, b *block) string {
 			batch.DeleteLimit, _ = strconv.Atoi(v)
 		}
 		_, batch.AllowPartialDeletions = b.args["partial"]
-		res, err := s.Apply(rev, argTime(t, b, "at", rev), batch)
+		res, err := s.Apply(Entry{Index: rev}, argTime(t, b, "at", rev), batch)
 		if err != nil {
 			if s.Revision() != rev && !errors.Is(err, ErrStaleRevision) {
 				t.Errorf("line %d: a refused batch left the revision at %d, want %d", b.line, s.Revision(), rev)

@@ -177,6 +177,7 @@ func (s *Store) Restore(r io.Reader) error {
 	s.db = ns.db
 	s.stalls = ns.stalls // the new database's event listener counts into ns.stalls
 	s.latest.Store(nil)  // the restored revision's time is read from its change log
+	s.appliedTerm.Store(ns.appliedTerm.Load())
 	s.applied.Store(ns.applied.Load())
 	s.advanced()
 	s.relationships.Store(ns.relationships.Load())

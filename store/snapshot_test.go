@@ -33,7 +33,7 @@ func TestCheckpointRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if err := src.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := src.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		t.Fatal(err)
 	}
 	mustApply(t, src, 2, t0, creates(t, "deal:1#owner@user:sato"))
@@ -58,7 +58,7 @@ func TestCheckpointRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Close()
-	if err := dst.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := dst.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		t.Fatal(err)
 	}
 	mustApply(t, dst, 2, t0, creates(t, "deal:9#owner@user:other"))
@@ -100,7 +100,7 @@ func TestFinishRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteSchema(7, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 7}, t0, dealSchema); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

@@ -9,6 +9,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
@@ -72,7 +73,11 @@ type Store struct {
 	closureLimit int
 
 	applied atomic.Uint64 // the latest applied revision
-	iters   *iterPool     // idle iterators Readers share (iterpool.go)
+	// appliedTerm is the raft term of the entry that wrote the applied revision (Entry); 0
+	// for a store written outside raft or by a build that did not record it. Written under
+	// writeMu, before applied.
+	appliedTerm atomic.Uint64
+	iters       *iterPool // idle iterators Readers share (iterpool.go)
 	// latest caches the latest applied revision's time, so that opening a Reader there (the
 	// common case) needs no read of the change log.
 	latest atomic.Pointer[revisionAt]
@@ -122,6 +127,15 @@ type Batch struct {
 	// reports Partial when more matched. Without it, more matches than the limit fail the
 	// batch with ErrDeleteLimit.
 	AllowPartialDeletions bool
+}
+
+// Entry identifies the write a revision comes from: under raft the log entry's index (the
+// revision) and term. The store keeps the applied entry's identity with the applied revision,
+// in the same commit as the write, so that a node can tell, after a restart, whether the log
+// it replays is the one its store applied. Outside raft (validation files, tests) Term is 0.
+type Entry struct {
+	Index Revision
+	Term  uint64
 }
 
 // Result is the outcome of an Apply.
@@ -270,7 +284,13 @@ func (s *Store) load() error {
 	if v, ok, err := s.get(keyApplied); err != nil {
 		return openErr(s.dir, err)
 	} else if ok {
-		s.applied.Store(uint64(decodeRev(v)))
+		if len(v) != 8 && len(v) != 16 {
+			// Taking it as revision 0 would have raft apply every entry again over the data.
+			return fmt.Errorf("%w: %s: the applied-revision record is %d bytes, not 8 or 16", ErrCorrupt, s.dir, len(v))
+		}
+		e := decodeApplied(v)
+		s.appliedTerm.Store(e.Term)
+		s.applied.Store(uint64(e.Index))
 	}
 	if v, ok, err := s.get(keyHorizon); err != nil {
 		return openErr(s.dir, err)
@@ -323,6 +343,15 @@ func (s *Store) ID() uint64 { return s.id }
 
 // Revision returns the latest applied revision, 0 for a new store.
 func (s *Store) Revision() Revision { return Revision(s.applied.Load()) }
+
+// AppliedEntry returns the identity of the entry that wrote the latest applied revision: its
+// index is Revision(), its term 0 when the store was written outside raft or by a build
+// before the term was recorded.
+func (s *Store) AppliedEntry() Entry {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return Entry{Index: s.Revision(), Term: s.appliedTerm.Load()}
+}
 
 // Schema returns the current compiled schema, its source text and the revision that wrote it;
 // nil, "", 0 if no schema has been written.
@@ -401,6 +430,16 @@ func (s *Store) schemaAt(rev Revision) (Revision, string, bool, error) {
 		return 0, "", false, it.Error()
 	}
 	return keyRev(it.Key()), string(it.Value()), true, nil
+}
+
+// decodeApplied reads the applied record: the revision (8 bytes, big endian), then the
+// entry's term (8 bytes), which stores written before the term was recorded lack.
+func decodeApplied(v []byte) Entry {
+	e := Entry{Index: decodeRev(v)}
+	if len(v) >= 16 {
+		e.Term = binary.BigEndian.Uint64(v[8:16])
+	}
+	return e
 }
 
 func decodeRev(v []byte) Revision {

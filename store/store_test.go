@@ -35,7 +35,7 @@ func openMem(t testing.TB) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -85,7 +85,7 @@ func TestValidationMessages(t *testing.T) {
 		{Relationship{ResourceType: "deal", ResourceID: "1", Relation: "owner", SubjectType: "user", SubjectID: "a", CaveatContext: map[string]any{"x": 1.0}}, `has a caveat context but no caveat`},
 	} {
 		rev := s.Revision() + 1
-		_, err := s.Apply(rev, t0, &Batch{Updates: []Update{{Op: OpTouch, Relationship: tc.rel}}})
+		_, err := s.Apply(Entry{Index: rev}, t0, &Batch{Updates: []Update{{Op: OpTouch, Relationship: tc.rel}}})
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "store: invalid relationship: ") {
 			t.Errorf("%q: got %v, want ErrInvalid containing %q", tc.rel.String(), err, tc.want)
 		}
@@ -112,14 +112,14 @@ func TestValidationMessages(t *testing.T) {
 
 func TestStaleAndRefusedRevisions(t *testing.T) {
 	s := openMem(t)
-	if _, err := s.Apply(1, t0, creates(t, "deal:1#owner@user:a")); !errors.Is(err, ErrStaleRevision) {
+	if _, err := s.Apply(Entry{Index: 1}, t0, creates(t, "deal:1#owner@user:a")); !errors.Is(err, ErrStaleRevision) {
 		t.Fatalf("apply at the applied revision: %v", err)
 	}
-	if err := s.WriteSchema(1, t0, dealSchema); !errors.Is(err, ErrStaleRevision) {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, dealSchema); !errors.Is(err, ErrStaleRevision) {
 		t.Fatalf("schema at the applied revision: %v", err)
 	}
 	// A refused schema advances the revision and leaves the schema alone.
-	err := s.WriteSchema(5, t0, "definition {")
+	err := s.WriteSchema(Entry{Index: 5}, t0, "definition {")
 	if err == nil || errors.Is(err, ErrSchemaStrands) {
 		t.Fatalf("bad schema: %v", err)
 	}
@@ -127,7 +127,7 @@ func TestStaleAndRefusedRevisions(t *testing.T) {
 		t.Fatalf("after a refused schema: schema revision %d, revision %d", rev, s.Revision())
 	}
 	// Gaps between revisions read as the revision before.
-	if _, err := s.Apply(9, t0.Add(time.Minute), creates(t, "deal:1#owner@user:a")); err != nil {
+	if _, err := s.Apply(Entry{Index: 9}, t0.Add(time.Minute), creates(t, "deal:1#owner@user:a")); err != nil {
 		t.Fatal(err)
 	}
 	r, err := s.Reader(7)
@@ -142,7 +142,7 @@ func TestStaleAndRefusedRevisions(t *testing.T) {
 
 func TestSchemaHistory(t *testing.T) {
 	s := openMem(t)
-	if err := s.WriteSchema(2, t0, dealSchema+"definition invoice { relation owner: user }"); err != nil {
+	if err := s.WriteSchema(Entry{Index: 2}, t0, dealSchema+"definition invoice { relation owner: user }"); err != nil {
 		t.Fatal(err)
 	}
 	for rev, want := range map[Revision]bool{1: false, 2: true} {
@@ -195,7 +195,7 @@ func TestOpenReaderHoldsGarbageCollection(t *testing.T) {
 
 func mustApply(t testing.TB, s *Store, rev Revision, at time.Time, b *Batch) Result {
 	t.Helper()
-	res, err := s.Apply(rev, at, b)
+	res, err := s.Apply(Entry{Index: rev}, at, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func mustApply(t testing.TB, s *Store, rev Revision, at time.Time, b *Batch) Res
 func TestChanges(t *testing.T) {
 	s := openMem(t)
 	mustApply(t, s, 2, t0, creates(t, "deal:1#owner@user:a", "deal:1#viewer@user:*"))
-	s.Apply(3, t0, creates(t, "deal:1#owner@user:a")) // refused: skipped by Changes
+	s.Apply(Entry{Index: 3}, t0, creates(t, "deal:1#owner@user:a")) // refused: skipped by Changes
 	mustApply(t, s, 4, t0, &Batch{DeleteFilter: &Filter{ResourceType: "deal", Relation: "viewer"}})
 	var got []string
 	if err := s.Changes(0, func(c *Change) bool {
@@ -233,7 +233,7 @@ func TestReopenOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		t.Fatal(err)
 	}
 	mustApply(t, s, 2, t0, creates(t, "deal:1#owner@user:a", "deal:1#viewer@group:eng#member"))
@@ -286,7 +286,7 @@ func TestCorruptSSTableRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		t.Fatal(err)
 	}
 	b := &Batch{}
@@ -376,7 +376,7 @@ func TestClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.WriteSchema(1, t0, dealSchema)
+	s.WriteSchema(Entry{Index: 1}, t0, dealSchema)
 	r, err := s.Reader(0)
 	if err != nil {
 		t.Fatal(err)
@@ -387,7 +387,7 @@ func TestClosed(t *testing.T) {
 	if err := r.Subjects("deal", "1", "owner", func(*Relationship) bool { return true }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("read after close: %v", err)
 	}
-	if _, err := s.Apply(2, t0, &Batch{}); !errors.Is(err, ErrClosed) {
+	if _, err := s.Apply(Entry{Index: 2}, t0, &Batch{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("apply after close: %v", err)
 	}
 	if _, err := s.Reader(0); !errors.Is(err, ErrClosed) {
@@ -456,7 +456,7 @@ func TestWriteSchemaRefusesLimitBelowHeld(t *testing.T) {
 		"deal:3#sub_assignee@user:a", "deal:3#sub_assignee@user:b", "deal:3#sub_assignee@user:c",
 		"deal:1#viewer@user:a", "deal:1#viewer@user:b"))
 	lowered := strings.Replace(dealSchema, "sub_assignee: user limit 5", "sub_assignee: user limit 2", 1)
-	err := s.WriteSchema(3, t0, lowered)
+	err := s.WriteSchema(Entry{Index: 3}, t0, lowered)
 	if !errors.Is(err, ErrSchemaStrands) || !strings.Contains(err.Error(), "relation deal#sub_assignee: limit 2, but 2 objects hold more: deal:1 holds 3, deal:3 holds 3") {
 		t.Fatalf("lowering the limit below what deal:1 and deal:3 hold: %v", err)
 	}
@@ -468,14 +468,14 @@ func TestWriteSchemaRefusesLimitBelowHeld(t *testing.T) {
 	}
 	// A limit on a relation that had none is checked the same way.
 	limitedViewer := strings.Replace(dealSchema, "relation viewer: user | user:* | group#member", "relation viewer: user | user:* | group#member limit 1", 1)
-	if err := s.WriteSchema(4, t0, limitedViewer); !errors.Is(err, ErrSchemaStrands) || !strings.Contains(err.Error(), "relation deal#viewer: limit 1, but deal:1 holds 2") {
+	if err := s.WriteSchema(Entry{Index: 4}, t0, limitedViewer); !errors.Is(err, ErrSchemaStrands) || !strings.Contains(err.Error(), "relation deal#viewer: limit 1, but deal:1 holds 2") {
 		t.Fatalf("a new limit below what deal:1 holds: %v", err)
 	}
 	// At or above what every object holds, the schema is taken; raising it needs no scan.
-	if err := s.WriteSchema(5, t0, strings.Replace(dealSchema, "limit 5", "limit 3", 1)); err != nil {
+	if err := s.WriteSchema(Entry{Index: 5}, t0, strings.Replace(dealSchema, "limit 5", "limit 3", 1)); err != nil {
 		t.Fatalf("limit 3, deal:1 holds 3: %v", err)
 	}
-	if err := s.WriteSchema(6, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 6}, t0, dealSchema); err != nil {
 		t.Fatalf("raising the limit again: %v", err)
 	}
 	// Deleted relationships do not count.
@@ -483,7 +483,7 @@ func TestWriteSchemaRefusesLimitBelowHeld(t *testing.T) {
 		{Op: OpDelete, Relationship: rel(t, "deal:1#sub_assignee@user:c")},
 		{Op: OpDelete, Relationship: rel(t, "deal:3#sub_assignee@user:c")},
 	}})
-	if err := s.WriteSchema(8, t0, lowered); err != nil {
+	if err := s.WriteSchema(Entry{Index: 8}, t0, lowered); err != nil {
 		t.Fatalf("limit 2 once deal:1 and deal:3 hold 2: %v", err)
 	}
 }

@@ -106,7 +106,7 @@ func load(st *store.Store, path string, doc *Document) *Failure {
 		if len(doc.Relationships) > 0 {
 			return &Failure{File: path, Line: doc.Relationships[0].Line, Text: "relationships", Got: "no schema: the document has neither schema nor schemaFile"}
 		}
-	} else if err := st.WriteSchema(1, now, doc.Schema); err != nil {
+	} else if err := st.WriteSchema(store.Entry{Index: 1}, now, doc.Schema); err != nil {
 		return schemaFailure(path, doc, err)
 	}
 
@@ -117,7 +117,7 @@ func load(st *store.Store, path string, doc *Document) *Failure {
 		for i, lr := range chunk {
 			b.Updates[i] = store.Update{Op: store.OpTouch, Relationship: lr.Value}
 		}
-		_, err := st.Apply(rev, now, b)
+		_, err := st.Apply(store.Entry{Index: rev}, now, b)
 		rev++
 		if err == nil {
 			continue
@@ -125,7 +125,7 @@ func load(st *store.Store, path string, doc *Document) *Failure {
 		// Find the relationship the store refused: write them one at a time (the batch was
 		// all or nothing, so none of it is stored yet); the document fails either way.
 		for _, lr := range chunk {
-			_, oneErr := st.Apply(rev, now, &store.Batch{Updates: []store.Update{{Op: store.OpTouch, Relationship: lr.Value}}})
+			_, oneErr := st.Apply(store.Entry{Index: rev}, now, &store.Batch{Updates: []store.Update{{Op: store.OpTouch, Relationship: lr.Value}}})
 			rev++
 			if oneErr != nil {
 				return &Failure{File: path, Line: lr.Line, Text: "relationship " + lr.Text, Got: "error: " + oneErr.Error()}

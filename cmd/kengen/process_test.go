@@ -53,11 +53,16 @@ var servingLine = regexp.MustCompile(`serving the Authzed v1 API on (\S+?),`)
 // startProc starts `kengen serve` in a new process and waits until it serves.
 func startProc(t *testing.T, id, key string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"serve", "--data-dir", filepath.Join(t.TempDir(), id), "--grpc-addr", "127.0.0.1:0",
+	return startProcIn(t, filepath.Join(t.TempDir(), id), id, key, extra...)
+}
+
+// startProcIn is startProc on the data directory dataDir.
+func startProcIn(t *testing.T, dataDir, id, key string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"serve", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0",
 		"--metrics-addr", "", "--grpc-preshared-key", key, "--node-id", id}, extra...)
 	p := &proc{id: id, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(os.Args[0], args...)
-	p.cmd.Env = append(os.Environ(), execMainEnv+"=1")
+	p.cmd = kengenProc(args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", id, err)
@@ -89,6 +94,14 @@ func startProc(t *testing.T, id, key string, extra ...string) *proc {
 	}
 	t.Cleanup(func() { p.client.Close() })
 	return p
+}
+
+// kengenProc is the command that runs kengen with args in a new process (this test binary,
+// which runs main under execMainEnv).
+func kengenProc(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), execMainEnv+"=1")
+	return cmd
 }
 
 // kill sends SIGKILL and waits for the process to end.
