@@ -8,7 +8,6 @@ package raftnode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -17,10 +16,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// ErrNotReady is a node that should not take reads yet: it knows no leader, or it has not
-// applied every entry it knows committed.
-var ErrNotReady = errors.New("raftnode: not ready")
 
 // raftStates are the values of kengen_raft_state's state label, all always exported.
 var raftStates = []raft.RaftState{raft.Leader, raft.Follower, raft.Candidate, raft.Shutdown}

@@ -31,24 +31,6 @@ import (
 	"github.com/kengen/kengen/store"
 )
 
-// Sentinel errors.
-var (
-	// ErrUnavailable is a write or read barrier that could not be completed now: no leader is
-	// known, leadership changed during the write, or the leader could not be reached. The
-	// write may or may not have been applied; a retry (with the same preconditions) is safe
-	// for TOUCH and DELETE.
-	ErrUnavailable = errors.New("raftnode: cluster unavailable, retry")
-	// ErrUnknownCommand is a log entry this build cannot decode.
-	ErrUnknownCommand = errors.New("raftnode: unknown command")
-	// ErrNewerCommand is a log entry written in an encoding newer than this build reads: the
-	// node must be upgraded, and it stops rather than skip the entry and diverge.
-	ErrNewerCommand = errors.New("raftnode: log entry from a newer kengen")
-	// ErrSnapshot is a snapshot stream that is not kengen's.
-	ErrSnapshot = errors.New("raftnode: bad snapshot")
-	// ErrMembership is a membership change that raft refused.
-	ErrMembership = errors.New("raftnode: membership change failed")
-)
-
 // Config configures a Node. NodeID, RaftAddr, Dir and Store are required.
 type Config struct {
 	// NodeID names this node in the cluster; it must not change across restarts.

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
 )
 
@@ -51,52 +50,28 @@ type applyReply struct {
 	Error    *errorReply `json:"error,omitempty"`
 }
 
-// errorReply carries an error across nodes: its sentinel by name and its message.
+// errorReply carries an error across nodes: its kind's name (errors.go) and its message.
 type errorReply struct {
 	Kind    string `json:"kind"`
 	Message string `json:"message"`
-}
-
-// sentinels are the errors whose identity survives forwarding.
-var sentinels = map[string]error{
-	"invalid":              store.ErrInvalid,
-	"already_exists":       store.ErrAlreadyExists,
-	"precondition_failed":  store.ErrPreconditionFailed,
-	"relation_limit":       store.ErrRelationLimit,
-	"schema_strands":       store.ErrSchemaStrands,
-	"no_schema":            store.ErrNoSchema,
-	"delete_limit":         store.ErrDeleteLimit,
-	"revision_not_applied": store.ErrRevisionNotApplied,
-	"closed":               store.ErrClosed,
-	"unavailable":          ErrUnavailable,
-	"membership":           ErrMembership,
-	"unknown_command":      ErrUnknownCommand,
 }
 
 func toErrorReply(err error) *errorReply {
 	if err == nil {
 		return nil
 	}
-	var (
-		slist schema.ErrorList
-		serr  *schema.Error
-	)
-	if errors.As(err, &slist) || errors.As(err, &serr) {
-		return &errorReply{Kind: "invalid", Message: err.Error()}
+	kind := KindOf(err)
+	if kind == "" {
+		kind = "internal"
 	}
-	for kind, s := range sentinels {
-		if errors.Is(err, s) {
-			return &errorReply{Kind: kind, Message: err.Error()}
-		}
-	}
-	return &errorReply{Kind: "internal", Message: err.Error()}
+	return &errorReply{Kind: kind, Message: err.Error()}
 }
 
 func (e *errorReply) err() error {
 	if e == nil {
 		return nil
 	}
-	return &remoteError{sentinel: sentinels[e.Kind], msg: e.Message}
+	return &remoteError{sentinel: sentinelOf(e.Kind), msg: e.Message}
 }
 
 // remoteError is an error another node returned: its message, and its sentinel for errors.Is.
