@@ -113,7 +113,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err := s.auth.authenticate(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
-	return handler(ctx, req)
+	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
 }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
@@ -139,14 +139,30 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 // request id (the client gets only the fixed message and the id), and records the request's
 // metrics.
 func (s *Server) finish(method, id string, start time.Time, err error) error {
+	err = s.statusFor(method, id, err).Err()
+	s.metrics.observe(method, start, err)
+	return err
+}
+
+// statusFor is statusOf, and for INTERNAL the message with the request id, the cause logged
+// under it.
+func (s *Server) statusFor(method, id string, err error) *status.Status {
 	st := statusOf(err)
 	if st.Code() == codes.Internal {
 		s.log.Error("api: internal error", "method", method, "request_id", id, "err", err)
 		st = status.New(codes.Internal, fmt.Sprintf("%s (request id %s; the server log has the cause)", internalMessage, id))
 	}
-	err = st.Err()
-	s.metrics.observe(method, start, err)
-	return err
+	return st
+}
+
+// requestIDKey carries the request id in a unary handler's context, for errors a handler
+// reports inside a response (a CheckBulkPermissions item) rather than as the call's status.
+type requestIDKey struct{}
+
+// requestIDOf is the request id of a unary handler's ctx.
+func requestIDOf(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 // requestIDHeader names the request id in the response headers; a client may send its own
