@@ -21,12 +21,6 @@ type replica interface {
 	ReadIndex(ctx context.Context) (store.Revision, error)
 }
 
-// snapshot is snapshotCtx without the request's context: waits are bounded by
-// maxFreshnessWait alone. Handlers that have a context should call snapshotCtx.
-func (s *Server) snapshot(c *v1.Consistency) (*store.Reader, store.Revision, error) {
-	return s.snapshotCtx(context.Background(), c)
-}
-
 // snapshotCtx opens a reader at the revision a request's consistency asks for, and returns
 // that revision for the response's ZedToken:
 //   - minimize_latency (and none): the local applied revision;
@@ -74,6 +68,11 @@ func (s *Server) snapshotCtx(ctx context.Context, c *v1.Consistency) (*store.Rea
 		want, err := decodeZedToken("consistency.at_exact_snapshot", r.AtExactSnapshot)
 		if err != nil {
 			return nil, 0, err
+		}
+		if want == 0 {
+			// Revision 0 is the empty store before any write: no state is kept there, and a zero
+			// here must not fall through to "the latest revision".
+			return nil, 0, fmt.Errorf("%w: consistency.at_exact_snapshot: revision 0 precedes every write; pass a token an earlier response returned", store.ErrRevisionNotRetained)
 		}
 		rev = want
 	default:

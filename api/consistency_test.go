@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 )
 
@@ -76,6 +78,13 @@ func TestZedTokensAndConsistency(t *testing.T) {
 	}
 	_, err = env.check(exact(future), "deal:1", "view", "user:ito")
 	wantCode(t, err, codes.FailedPrecondition)
+	// The token of revision 0 ("AQA") names the empty store before any write: it is not the
+	// latest revision, and reading there fails like any revision that is not kept.
+	if zero := encodeZedToken(0); zero.GetToken() != "AQA" {
+		t.Fatalf("the token of revision 0 is %q, want AQA", zero.GetToken())
+	}
+	_, err = env.check(exact(encodeZedToken(0)), "deal:1", "view", "user:ito")
+	wantCode(t, err, codes.FailedPrecondition, "revision 0")
 	_, err = env.check(exact(&v1.ZedToken{Token: "GARBAGE!"}), "deal:1", "view", "user:ito")
 	wantCode(t, err, codes.InvalidArgument, "at_exact_snapshot", "zedtoken")
 
@@ -87,5 +96,51 @@ func TestZedTokensAndConsistency(t *testing.T) {
 	wantCode(t, err, codes.FailedPrecondition, "retained")
 	if p, err := env.check(exact(t2), "deal:1", "view", "user:ito"); err != nil || p != has {
 		t.Fatalf("at the latest revision after GC: %v %v", p, err)
+	}
+}
+
+// cancelledStream is a server stream whose client has gone: the handlers see only its context.
+type cancelledStream[T any] struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s cancelledStream[T]) Context() context.Context { return s.ctx }
+func (s cancelledStream[T]) Send(*T) error            { return s.ctx.Err() }
+
+// TestReadsKeepTheClientsContext: every read that waits for a revision waits within the
+// request's own context. A read whose client has gone returns context.Canceled at once; before
+// lookups and Expand had a door of their own that dropped the context and waited out a fixed
+// 10 s, then answered DEADLINE_EXCEEDED.
+func TestReadsKeepTheClientsContext(t *testing.T) {
+	env := crmEnv(t)
+	env.touch("deal:1#owner@user:sato")
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	future := fresh(encodeZedToken(env.st.Revision() + 1_000))
+	ps := permissionsService{Server: env.srv}
+
+	_, err := ps.ExpandPermissionTree(gone, &v1.ExpandPermissionTreeRequest{Consistency: future,
+		Resource: &v1.ObjectReference{ObjectType: "deal", ObjectId: "1"}, Permission: "view"})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("ExpandPermissionTree with a cancelled client: %v, want context.Canceled", err)
+	}
+	err = ps.LookupResources(&v1.LookupResourcesRequest{Consistency: future, ResourceObjectType: "deal", Permission: "view",
+		Subject: &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: "sato"}}},
+		cancelledStream[v1.LookupResourcesResponse]{ctx: gone})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("LookupResources with a cancelled client: %v, want context.Canceled", err)
+	}
+	err = ps.LookupSubjects(&v1.LookupSubjectsRequest{Consistency: future, SubjectObjectType: "user", Permission: "view",
+		Resource: &v1.ObjectReference{ObjectType: "deal", ObjectId: "1"}},
+		cancelledStream[v1.LookupSubjectsResponse]{ctx: gone})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("LookupSubjects with a cancelled client: %v, want context.Canceled", err)
+	}
+	_, err = ps.CheckPermission(gone, &v1.CheckPermissionRequest{Consistency: future,
+		Resource: &v1.ObjectReference{ObjectType: "deal", ObjectId: "1"}, Permission: "view",
+		Subject: &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: "sato"}}})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("CheckPermission with a cancelled client: %v, want context.Canceled", err)
 	}
 }

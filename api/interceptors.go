@@ -113,6 +113,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if err := s.auth.authenticate(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
+	sendServerVersion(ctx)
 	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
 }
 
@@ -130,6 +131,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err := s.auth.authenticate(ss.Context(), info.FullMethod); err != nil {
 		return err
 	}
+	sendServerVersion(ss.Context())
 	ss, counted := s.lookups.count(info.FullMethod, ss) // metrics.go
 	defer counted()
 	return handler(srv, ss)

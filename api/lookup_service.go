@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"hash/fnv"
 	"sort"
 
@@ -42,7 +41,7 @@ func (s permissionsService) LookupResources(req *v1.LookupResourcesRequest, stre
 	if err != nil {
 		return err
 	}
-	rd, rev, after, err := s.lookupSnapshot(req.GetConsistency(), req.GetOptionalCursor(), hash)
+	rd, rev, after, err := s.resume(stream.Context(), req.GetOptionalCursor(), hash, req.GetConsistency(), lookupCursorFor)
 	if err != nil {
 		return err
 	}
@@ -100,7 +99,7 @@ func (s permissionsService) LookupSubjects(req *v1.LookupSubjectsRequest, stream
 	if err != nil {
 		return err
 	}
-	rd, rev, after, err := s.lookupSnapshot(req.GetConsistency(), req.GetOptionalCursor(), hash)
+	rd, rev, after, err := s.resume(stream.Context(), req.GetOptionalCursor(), hash, req.GetConsistency(), lookupCursorFor)
 	if err != nil {
 		return err
 	}
@@ -154,7 +153,7 @@ func (s permissionsService) ExpandPermissionTree(ctx context.Context, req *v1.Ex
 	if res == nil {
 		return nil, invalidf("resource: is required")
 	}
-	rd, rev, err := s.snapshot(req.GetConsistency())
+	rd, rev, err := s.snapshotCtx(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
@@ -193,26 +192,8 @@ func treeToProto(n *check.ExpandNode) *v1.PermissionRelationshipTree {
 	return t
 }
 
-// lookupSnapshot opens the reader a lookup reads at: the cursor's revision when resuming
-// (after then holds the last result sent), else the one consistency asks for.
-func (s permissionsService) lookupSnapshot(c *v1.Consistency, cur *v1.Cursor, hash uint64) (*store.Reader, store.Revision, *store.Relationship, error) {
-	if cur == nil {
-		rd, rev, err := s.snapshot(c)
-		return rd, rev, nil, err
-	}
-	pc, err := decodeCursor("optional_cursor", cur)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	if pc.filterHash != hash {
-		return nil, 0, nil, invalidf("optional_cursor: was issued for a different request; send the resource, permission, subject and context of the first page")
-	}
-	rd, err := s.st.Reader(pc.rev)
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("resuming at the cursor's revision %d: %w", pc.rev, err)
-	}
-	return rd, pc.rev, &pc.after, nil
-}
+// lookupCursorFor is what resume names when a lookup's cursor was issued for another request.
+const lookupCursorFor = "request; send the resource, permission, subject and context of the first page"
 
 // hashLookup identifies a lookup request for the cursor check.
 func hashLookup(kind string, fields ...any) (uint64, error) {

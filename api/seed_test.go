@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/kengen/kengen/schema"
 	"path/filepath"
 	"testing"
 
@@ -41,9 +42,7 @@ func runSeedDoc(t *testing.T, doc *validation.Document) {
 	if err != nil {
 		t.Fatalf("ReadSchema: %v", err)
 	}
-	if got.GetSchemaText() != doc.Schema {
-		t.Errorf("ReadSchema returned\n%s\nwant the text written:\n%s", got.GetSchemaText(), doc.Schema)
-	}
+	checkReadSchema(t, doc.Schema, got.GetSchemaText())
 
 	var rels []string
 	for _, r := range doc.Relationships {
@@ -116,4 +115,31 @@ func checkRequestToProto(t testing.TB, r check.Request) *v1.CheckPermissionReque
 		}
 	}
 	return req
+}
+
+// checkReadSchema: ReadSchema returns the text as written, unless that text spelled a limit as
+// `limit N` (which SpiceDB's parser refuses): then it returns text with the same meaning in
+// which every limit is a `kengen:limit N` doc comment line.
+func checkReadSchema(t *testing.T, written, got string) {
+	t.Helper()
+	w, err := schema.Parse(written)
+	if err != nil {
+		t.Fatalf("the schema written does not parse: %v", err)
+	}
+	if !w.KeywordLimits {
+		if got != written {
+			t.Errorf("ReadSchema returned\n%s\nwant the text written:\n%s", got, written)
+		}
+		return
+	}
+	g, err := schema.Parse(got)
+	if err != nil {
+		t.Fatalf("ReadSchema's text does not parse: %v\n%s", err, got)
+	}
+	if g.KeywordLimits {
+		t.Errorf("ReadSchema's text spells a limit as `limit N`, which SpiceDB's parser refuses:\n%s", got)
+	}
+	if g.Generate() != w.Generate() {
+		t.Errorf("ReadSchema's text means another schema:\n%s\nwritten:\n%s", got, written)
+	}
 }

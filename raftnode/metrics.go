@@ -143,13 +143,19 @@ func (n *Node) indexes() (commit, applied uint64) {
 // steps over the entries that follow it and that raft has already handed on but that never
 // reach the FSM (barriers of fully consistent reads, a new leader's no-op, configuration
 // changes): without this, a node whose last entry is a barrier would look behind forever.
+//
+// The steps are bounded by the commit index, not by raft's AppliedIndex: raft hands a batch
+// to the FSM goroutine (which answers a barrier's future) before it records the batch as
+// applied, so right after a barrier returns AppliedIndex can still be one short of it. An
+// entry that never reaches the FSM changes nothing in the store, so once every command
+// before it is applied, the store holds its effect as soon as it is committed.
 func (n *Node) appliedIndex() uint64 {
 	applied := max(n.fsm.lastIndex.Load(), uint64(n.st.Revision()))
 	if snap, err := strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
 		applied = max(applied, snap)
 	}
-	handed := n.raft.AppliedIndex()
-	for next := applied + 1; next <= handed && next <= applied+maxSkip; next++ {
+	committed := n.raft.CommitIndex()
+	for next := applied + 1; next <= committed && next <= applied+maxSkip; next++ {
 		var l raft.Log
 		if err := n.wal.GetLog(next, &l); err != nil || l.Type == raft.LogCommand {
 			break

@@ -32,6 +32,7 @@ type relationNode struct {
 	isPermission bool
 	types        []*typeRefNode // relation only
 	limit        int            // relation only; 0 if absent
+	limitKeyword bool           // the limit was written `limit N` (not as a doc comment line)
 	expr         *exprNode      // permission only
 }
 

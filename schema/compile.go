@@ -19,6 +19,7 @@ func compile(f *fileNode) *Schema {
 		ns := &Namespace{Name: d.name, Doc: d.doc, Pos: d.pos, relations: map[string]*Relation{}}
 		for _, r := range d.relations {
 			rel := &Relation{Name: r.name, Doc: r.doc, Pos: r.pos, IsPermission: r.isPermission, Limit: r.limit}
+			s.KeywordLimits = s.KeywordLimits || r.limitKeyword
 			for _, t := range r.types {
 				rel.AllowedSubjects = append(rel.AllowedSubjects, &AllowedSubject{
 					Type:       t.typ,

@@ -41,7 +41,7 @@ func generate(s *Schema) string {
 			if i > 0 && r.IsPermission != ns.Relations[i-1].IsPermission {
 				b.WriteString("\n")
 			}
-			writeDoc(&b, r.Doc, "\t")
+			writeDoc(&b, relationDoc(r), "\t")
 			b.WriteString("\t" + r.String() + "\n")
 		}
 		b.WriteString("}\n")
@@ -49,8 +49,24 @@ func generate(s *Schema) string {
 	return b.String()
 }
 
+// relationDoc is the doc comment generated for r: its Doc, and for a relation with a limit a
+// last line `kengen:limit N`, the form of the limit that SpiceDB's parser accepts (it keeps a
+// doc comment as a comment), so that every schema text kengen generates is one SpiceDB's
+// tools (zed) can parse.
+func relationDoc(r *Relation) string {
+	if r.Limit == 0 {
+		return r.Doc
+	}
+	directive := limitDirectivePrefix + " " + strconv.Itoa(r.Limit)
+	if r.Doc == "" {
+		return directive
+	}
+	return r.Doc + "\n" + directive
+}
+
 // String renders the relation or permission as one canonical schema line, e.g.
-// `relation viewer: user | group#member limit 5` or `permission view = viewer + edit`.
+// `relation viewer: user | group#member` or `permission view = viewer + edit`. A relation's
+// limit is not part of the line: generate writes it into the doc comment (relationDoc).
 func (r *Relation) String() string {
 	if r.IsPermission {
 		return "permission " + r.Name + " = " + r.Rewrite.String()
@@ -59,11 +75,7 @@ func (r *Relation) String() string {
 	for i, a := range r.AllowedSubjects {
 		parts[i] = a.String()
 	}
-	s := "relation " + r.Name + ": " + strings.Join(parts, " | ")
-	if r.Limit > 0 {
-		s += " limit " + strconv.Itoa(r.Limit)
-	}
-	return s
+	return "relation " + r.Name + ": " + strings.Join(parts, " | ")
 }
 
 // String renders the entry as written in a type list, e.g. `group#member with c and expiration`.

@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // parser is a recursive-descent parser over the lexer's tokens. A syntax error inside a
@@ -195,6 +196,9 @@ func (p *parser) parseRelation(d *definitionNode) *relationNode {
 	r.name, r.namePos = p.expectName(fmt.Sprintf("a %s name after `%s`", kind, kind))
 	p.where = fmt.Sprintf("%s %q", kind, d.name+"#"+r.name)
 	if r.isPermission {
+		if hasLimitDirective(r.doc) {
+			p.errorf(r.pos, "a `kengen:limit` doc comment applies only to relations, not to a permission")
+		}
 		p.expect(tokEquals, "after the permission name")
 		r.expr = p.parseExclusion()
 		return r
@@ -217,11 +221,58 @@ func (p *parser) parseRelation(d *definitionNode) *relationNode {
 		case n < 1:
 			p.errorf(p.tok.pos, "limit must be at least 1, found %d", n)
 		default:
-			r.limit = n
+			r.limit, r.limitKeyword = n, true
 		}
 		p.next()
 	}
+	p.limitDirective(r)
 	return r
+}
+
+// limitDirectivePrefix starts the doc-comment line that carries a relation's limit in the form
+// SpiceDB's parser accepts (it keeps doc comments as comments): `/** kengen:limit 5 */`.
+const limitDirectivePrefix = "kengen:limit"
+
+// limitDirective takes a `kengen:limit N` line out of a relation's doc comment and makes it the
+// relation's limit. The same limit may also be written as `limit N` after the type list; two
+// that disagree are an error, as is the directive on a permission (which parseRelation reaches
+// only for relations) or a malformed one.
+func (p *parser) limitDirective(r *relationNode) {
+	if !hasLimitDirective(r.doc) {
+		return
+	}
+	var kept []string
+	for _, line := range strings.Split(r.doc, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), limitDirectivePrefix)
+		if !ok {
+			kept = append(kept, line)
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(rest))
+		switch {
+		case err != nil || strings.TrimSpace(rest) == "" || rest[0] != ' ':
+			p.errorf(r.pos, "the doc comment's %q must be `kengen:limit N` with N a positive number", strings.TrimSpace(line))
+		case n < 1:
+			p.errorf(r.pos, "limit must be at least 1, found %d in the doc comment", n)
+		case r.limit != 0 && r.limit != n:
+			p.errorf(r.pos, "the relation has `limit %d` and a doc comment `kengen:limit %d`; keep one", r.limit, n)
+		default:
+			r.limit = n
+		}
+	}
+	for len(kept) > 0 && strings.TrimSpace(kept[len(kept)-1]) == "" {
+		kept = kept[:len(kept)-1]
+	}
+	r.doc = strings.Join(kept, "\n")
+}
+
+func hasLimitDirective(doc string) bool {
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), limitDirectivePrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *parser) parseTypeRef() *typeRefNode {

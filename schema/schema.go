@@ -58,6 +58,10 @@ type Schema struct {
 	Caveats []*Caveat
 	// UseExpiration records a top-level `use expiration` directive.
 	UseExpiration bool
+	// KeywordLimits records that the source wrote a relation limit as `limit N` after a type
+	// list, kengen's own form, which SpiceDB's parser refuses; Generate writes every limit as a
+	// `kengen:limit N` doc comment line instead, which it accepts.
+	KeywordLimits bool
 
 	namespaces map[string]*Namespace
 	caveats    map[string]*Caveat

@@ -11,8 +11,10 @@ import (
 )
 
 // stripPositions zeroes every Pos in s, in place, so that schemas parsed from different text
-// can be compared with reflect.DeepEqual.
+// can be compared with reflect.DeepEqual. KeywordLimits too: it says how the source spelled
+// its limits, which generated text always spells as doc comment lines.
 func stripPositions(s *Schema) *Schema {
+	s.KeywordLimits = false
 	for _, c := range s.Caveats {
 		c.Pos = Position{}
 	}

@@ -9,12 +9,13 @@ import (
 	"testing"
 )
 
-// TestQuickstart runs the README quick start word for word: every `go run ./cmd/kengen ...` line
-// of its sh blocks, in order, in-process, from the repository root. `serve` starts a node on
-// a random port with its data in a temporary directory; the client commands find it and its
-// key as a user's would in the same directory. A `# → text` line after a command is its
-// expected output; `# exit N: text` its expected exit code and error. A line that is a
-// shell `if` runs the command inside it.
+// TestQuickstart runs the README quick start word for word: every `./kengen ...` line of its sh
+// blocks, in order, in-process, from the repository root (the `go build` line that makes the
+// binary is this test's own build). `serve` starts a node on a random port with its data in a
+// temporary directory; the client commands find it and its key as a user's would in the same
+// directory. A `# → text` line after a command is its expected output; `# exit N: text` its
+// expected exit code and error. A line that is a shell `if` runs the command inside it. Then
+// the README's Go program runs twice against the quick start's data.
 func TestQuickstart(t *testing.T) {
 	doc, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -23,7 +24,7 @@ func TestQuickstart(t *testing.T) {
 	t.Chdir("../..")
 	dataDir := filepath.Join(t.TempDir(), "kengen-data")
 
-	const prefix = "go run ./cmd/kengen "
+	const prefix = "./kengen "
 	var (
 		n       *node
 		inBlock bool
@@ -87,4 +88,8 @@ func TestQuickstart(t *testing.T) {
 	if ran < 10 {
 		t.Fatalf("ran only %d commands from the quick start", ran)
 	}
+	if !strings.Contains(string(doc), "```sh\ngo build -o kengen ./cmd/kengen\n./kengen serve\n") {
+		t.Error("the quick start no longer builds the binary it then runs")
+	}
+	t.Run("GoExample", func(t *testing.T) { runReadmeGoExample(t, string(doc), n, dataDir) })
 }

@@ -86,6 +86,11 @@ func newWriteCmd(c *cli, verb string, op v1.RelationshipUpdate_Operation, short 
 			return err
 		},
 	}
+	if op == v1.RelationshipUpdate_OPERATION_DELETE {
+		// A delete names the relationship by resource, relation and subject alone: its caveat
+		// and expiration play no part, so the flags that set them are not offered.
+		return cmd
+	}
 	cmd.Flags().StringVar(&caveat, "caveat", "", "name of the caveat that conditions the relationship")
 	cmd.Flags().StringVar(&caveatContext, "caveat-context", "", "JSON object: the caveat context stored with the relationship")
 	cmd.Flags().StringVar(&expiresAt, "expires-at", "", "RFC 3339 time at which the relationship stops counting")

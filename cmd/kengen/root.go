@@ -52,6 +52,6 @@ Client commands find the server with --endpoint or KENGEN_ENDPOINT and the token
 	root.AddCommand(newServeCmd(c), newSchemaCmd(c), newRelationshipCmd(c), newCheckCmd(c))
 	root.AddCommand(newValidateCmd(c), newImportCmd(c), newExportCmd(c), newLookupCmd(c))
 	root.AddCommand(newBenchCmd(c))
-	root.AddCommand(newClusterCmd(c))
+	root.AddCommand(newClusterCmd(c), newVersionCmd(c))
 	return root
 }
