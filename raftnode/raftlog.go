@@ -41,8 +41,8 @@ var rewrites = map[string]string{
 type raftLog struct{ l *slog.Logger }
 
 func (w raftLog) Write(p []byte) (int, error) {
-	var line map[string]any
-	if err := json.Unmarshal(p, &line); err != nil {
+	line, ok := decodeLine(p)
+	if !ok {
 		w.l.Warn("raft: " + strings.TrimSpace(string(p))) // not JSON: pass it on as it is
 		return len(p), nil
 	}
@@ -69,6 +69,11 @@ func (w raftLog) Write(p []byte) (int, error) {
 	}
 	w.l.LogAttrs(context.Background(), level, msg, attrs...)
 	return len(p), nil
+}
+
+// decodeLine decodes one of hclog's JSON lines; ok is false for anything else.
+func decodeLine(p []byte) (line map[string]any, ok bool) {
+	return line, json.Unmarshal(p, &line) == nil
 }
 
 // slogLevel maps hclog's level names to slog's.

@@ -31,7 +31,7 @@ const readyRounds = 8
 // its stdout, asks the gRPC health service and /readyz and makes one write (write), with no
 // retry. It returns what each said, and stop, which stops the process (SIGINT) and returns its
 // stderr.
-func atServingLine(t *testing.T, key string, write func(context.Context, *authzed.Client) error, args ...string) (health healthpb.HealthCheckResponse_ServingStatus, readyz int, werr error, stop func() string) {
+func atServingLine(t *testing.T, key string, write func(context.Context, *authzed.Client) error, args ...string) (health healthpb.HealthCheckResponse_ServingStatus, readyz int, stop func() string, werr error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--grpc-addr", "127.0.0.1:0",
 		"--metrics-addr", "127.0.0.1:0", "--grpc-preshared-key", key}, args...)...)
@@ -81,7 +81,7 @@ func atServingLine(t *testing.T, key string, write func(context.Context, *authze
 		readyz = resp.StatusCode
 		resp.Body.Close()
 	}
-	return health, readyz, write(ctx, client), stop
+	return health, readyz, stop, write(ctx, client)
 }
 
 // TestServingLineMeansWritable is what a deployment script does: start `kengen serve` and
@@ -103,7 +103,7 @@ func TestServingLineMeansWritable(t *testing.T) {
 	for round := range readyRounds {
 		// Even rounds start on a new data directory, odd ones restart on the previous one.
 		dir := filepath.Join(base, fmt.Sprint(round/2))
-		health, readyz, werr, stop := atServingLine(t, key, writeSchema, "--data-dir", dir)
+		health, readyz, stop, werr := atServingLine(t, key, writeSchema, "--data-dir", dir)
 		logs := stop()
 		if health != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("round %d: health at the serving line: %v, want SERVING", round, health)
@@ -153,7 +153,7 @@ func TestJoinerServingLineMeansWritable(t *testing.T) {
 			}}})
 			return err
 		}
-		health, readyz, werr, stop := atServingLine(t, key, write, "--data-dir", filepath.Join(t.TempDir(), id), "--node-id", id, "--join", p1.grpcAddr)
+		health, readyz, stop, werr := atServingLine(t, key, write, "--data-dir", filepath.Join(t.TempDir(), id), "--node-id", id, "--join", p1.grpcAddr)
 		// Leave the cluster its quorum before stopping the joiner: the next one must not wait
 		// for a stopped member.
 		rerr := runRemove(p1, key, id)
