@@ -52,7 +52,7 @@ func startClusterNode(t *testing.T, id string, bootstrap bool) *clusterNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cn.srv, err = New(Options{Store: st, Writer: cn.node.Writer(), PresharedKeys: []string{testKey}})
+	cn.srv, err = New(Options{Store: st, Writer: cn.node.Writer(), PresharedKeys: []string{testKey}, Ready: cn.node.Ready})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/kengen/kengen/check"
+	"github.com/kengen/kengen/raftnode"
 	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
 )
@@ -45,6 +46,15 @@ func TestStatusOf(t *testing.T) {
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{context.Canceled, codes.Canceled},
 		{store.ErrCorrupt, codes.Internal},
+		{store.ErrIncompatibleFormat, codes.Internal},
+		{store.ErrStaleRevision, codes.Internal},
+		{store.ErrRestoreBusy, codes.Unavailable},
+		{raftnode.ErrUnavailable, codes.Unavailable},
+		{raftnode.ErrNoLeader, codes.Unavailable},
+		{fmt.Errorf("%w: no leader took the request before its deadline: %w", raftnode.ErrUnavailable, raftnode.ErrNoLeader), codes.Unavailable},
+		{raftnode.ErrMembership, codes.FailedPrecondition},
+		{raftnode.ErrNewerCommand, codes.Internal},
+		{raftnode.ErrUnknownCommand, codes.Internal},
 		{errors.New("something else"), codes.Internal},
 	} {
 		err := tc.err

@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -99,28 +101,32 @@ func (m *metrics) observe(method string, start time.Time, err error) {
 
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	id := requestID(ctx)
+	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("api: panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("api: panic in handler", "method", info.FullMethod, "request_id", id, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, fmt.Errorf("api: panic in %s", info.FullMethod)
 		}
-		err = s.finish(info.FullMethod, start, err)
+		err = s.finish(info.FullMethod, id, start, err)
 	}()
 	if err := s.auth.authenticate(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
 	sendServerVersion(ctx)
-	return handler(ctx, req)
+	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
 }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
+	id := requestID(ss.Context())
+	_ = ss.SetHeader(metadata.Pairs(requestIDHeader, id))
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("api: panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("api: panic in handler", "method", info.FullMethod, "request_id", id, "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("api: panic in %s", info.FullMethod)
 		}
-		err = s.finish(info.FullMethod, start, err)
+		err = s.finish(info.FullMethod, id, start, err)
 	}()
 	if err := s.auth.authenticate(ss.Context(), info.FullMethod); err != nil {
 		return err
@@ -131,13 +137,61 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	return handler(srv, ss)
 }
 
-// finish maps a handler's error to its status, logs what is a bug or a broken disk, and
-// records the request's metrics.
-func (s *Server) finish(method string, start time.Time, err error) error {
-	err = toStatusError(err)
-	if status.Code(err) == codes.Internal {
-		s.log.Error("api: internal error", "method", method, "err", err)
-	}
+// finish maps a handler's error to its status, logs an INTERNAL error's cause under the
+// request id (the client gets only the fixed message and the id), and records the request's
+// metrics.
+func (s *Server) finish(method, id string, start time.Time, err error) error {
+	err = s.statusFor(method, id, err).Err()
 	s.metrics.observe(method, start, err)
 	return err
+}
+
+// statusFor is statusOf, and for INTERNAL the message with the request id, the cause logged
+// under it.
+func (s *Server) statusFor(method, id string, err error) *status.Status {
+	st := statusOf(err)
+	if st.Code() == codes.Internal {
+		s.log.Error("api: internal error", "method", method, "request_id", id, "err", err)
+		st = status.New(codes.Internal, fmt.Sprintf("%s (request id %s; the server log has the cause)", internalMessage, id))
+	}
+	return st
+}
+
+// requestIDKey carries the request id in a unary handler's context, for errors a handler
+// reports inside a response (a CheckBulkPermissions item) rather than as the call's status.
+type requestIDKey struct{}
+
+// requestIDOf is the request id of a unary handler's ctx.
+func requestIDOf(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// requestIDHeader names the request id in the response headers; a client may send its own
+// in the request metadata under the same name.
+const requestIDHeader = "x-request-id"
+
+// requestID is the id the client sent under requestIDHeader, when it is 1 to 128 printable
+// ASCII characters without spaces, else a new random one (16 hex digits).
+func requestID(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if vals := md.Get(requestIDHeader); len(vals) > 0 && validRequestID(vals[0]) {
+			return vals[0]
+		}
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
+	return hex.EncodeToString(b[:])
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

@@ -292,9 +292,17 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.stallSeconds, m.WriteStallTime.Seconds())
 }
 
-// Ready reports whether the server should receive traffic (the metrics listener's /readyz):
-// nil once the store is open and until Stop begins.
+// Ready reports whether the server should receive traffic (the gRPC health service and the
+// metrics listener's /readyz): nil once the store is open and Options.Ready says so, until
+// Stop begins. It also brings the health status up to date, so that a caller that saw Ready
+// return nil finds the health service SERVING.
 func (s *Server) Ready() error {
+	err := s.ready()
+	s.setHealth(err == nil)
+	return err
+}
+
+func (s *Server) ready() error {
 	select {
 	case <-s.stopping:
 		return errors.New("api: not ready: the server is stopping")
@@ -302,6 +310,9 @@ func (s *Server) Ready() error {
 	}
 	if _, err := s.st.Metrics(); err != nil {
 		return fmt.Errorf("api: not ready: %w", err)
+	}
+	if s.opts.Ready != nil {
+		return s.opts.Ready()
 	}
 	return nil
 }

@@ -184,7 +184,8 @@ func (s permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.Ch
 	for i, r := range results {
 		pair := &v1.CheckBulkPermissionsPair{Request: items[i]}
 		if r.Err != nil {
-			pair.Response = &v1.CheckBulkPermissionsPair_Error{Error: statusOf(r.Err).Proto()}
+			st := s.statusFor("/authzed.api.v1.PermissionsService/CheckBulkPermissions", requestIDOf(ctx), r.Err)
+			pair.Response = &v1.CheckBulkPermissionsPair_Error{Error: st.Proto()}
 		} else {
 			p, partial := permissionship(r.Result)
 			item := &v1.CheckBulkPermissionsResponseItem{Permissionship: p, PartialCaveatInfo: partial}

@@ -55,6 +55,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives internal errors. Nil means slog.Default().
 	Logger *slog.Logger
+	// Ready, when set, is the rest of readiness beyond the server's own: raftnode's
+	// Node.Ready, nil once the node can take writes. Until it returns nil, the gRPC health
+	// service answers NOT_SERVING (Server.Ready). Nil means always ready.
+	Ready func() error
 
 	// MaxUpdatesPerWrite bounds the updates of one WriteRelationships call.
 	MaxUpdatesPerWrite int
@@ -164,10 +168,38 @@ func New(opts Options) (*Server, error) {
 	v1.RegisterExperimentalServiceServer(s.grpc, v1.UnimplementedExperimentalServiceServer{})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	for _, svc := range []string{"", v1.SchemaService_ServiceDesc.ServiceName, v1.PermissionsService_ServiceDesc.ServiceName} {
-		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
-	}
+	s.setHealth(opts.Ready == nil)
 	return s, nil
+}
+
+// healthServices are the names the health service reports on ("" is the whole server).
+var healthServices = []string{"", v1.SchemaService_ServiceDesc.ServiceName, v1.PermissionsService_ServiceDesc.ServiceName}
+
+// readyPoll is how often a serving Server refreshes its health status from Ready.
+const readyPoll = 250 * time.Millisecond
+
+func (s *Server) setHealth(ready bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ready {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, svc := range healthServices {
+		s.health.SetServingStatus(svc, st) // ignored once Stop has begun
+	}
+}
+
+// watchReady keeps the health status in step with Ready until Stop.
+func (s *Server) watchReady() {
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-t.C:
+			_ = s.Ready()
+		}
+	}
 }
 
 func setDefault(v *int, d int) {
@@ -178,6 +210,9 @@ func setDefault(v *int, d int) {
 
 // Serve accepts connections on lis until Stop. It returns nil after a Stop.
 func (s *Server) Serve(lis net.Listener) error {
+	if s.opts.Ready != nil {
+		go s.watchReady()
+	}
 	err := s.grpc.Serve(lis)
 	if errors.Is(err, grpc.ErrServerStopped) {
 		return nil

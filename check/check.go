@@ -6,7 +6,6 @@ package check
 
 import (
 	"context"
-	"errors"
 
 	"github.com/kengen/kengen/store"
 )
@@ -105,23 +104,6 @@ const DefaultConcurrency = 4
 // with a fan-out of 4 against 167 µs without (docs/benchmarks.md). Raise it where branches
 // wait on disk.
 const DefaultFanOut = 1
-
-// Sentinel errors, wrapped with details and tested with errors.Is.
-var (
-	// ErrMaxDepth is a path longer than Options.MaxDepth; the error names the path.
-	ErrMaxDepth = errors.New("check: maximum depth exceeded")
-	// ErrUnknownDefinition is a resource or subject type the schema does not define.
-	ErrUnknownDefinition = errors.New("check: unknown definition")
-	// ErrUnknownRelation is a permission or relation the definition does not have.
-	ErrUnknownRelation = errors.New("check: unknown relation or permission")
-	// ErrInvalidRequest is a malformed request (empty ids, a wildcard subject, ...).
-	ErrInvalidRequest = errors.New("check: invalid request")
-	// ErrNoSchema is a check before any schema was written.
-	ErrNoSchema = errors.New("check: no schema has been written")
-	// ErrCaveat is a caveat that fails to compile or to evaluate (a parameter of the wrong
-	// type, say).
-	ErrCaveat = errors.New("check: caveat evaluation failed")
-)
 
 // Checker evaluates checks. It holds no per-revision state and is safe for concurrent use;
 // one Checker serves the whole process.

@@ -8,7 +8,6 @@ package raftnode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -17,10 +16,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// ErrNotReady is a node that should not take reads yet: it knows no leader, or it has not
-// applied every entry it knows committed.
-var ErrNotReady = errors.New("raftnode: not ready")
 
 // raftStates are the values of kengen_raft_state's state label, all always exported.
 var raftStates = []raft.RaftState{raft.Leader, raft.Follower, raft.Candidate, raft.Shutdown}
@@ -191,12 +186,12 @@ func (n *Node) Ready() error {
 	}
 	commit, applied := n.indexes()
 	if !n.IsLeader() {
-		addr, err := n.leaderGRPC()
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		addr, err := n.leaderGRPC(ctx)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrNotReady, err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-		defer cancel()
 		var r adminReply
 		if err := n.peers.call(ctx, addr, methodStatus, nil, &r); err != nil {
 			return fmt.Errorf("%w: asking the leader for its commit index: %w", ErrNotReady, err)
@@ -211,7 +206,8 @@ func (n *Node) Ready() error {
 	return nil
 }
 
-// registerMetrics registers the node's collector on reg and starts counting leader changes.
+// registerMetrics registers the node's collector on reg and starts counting (and logging)
+// leader changes.
 func (n *Node) registerMetrics(reg prometheus.Registerer) error {
 	if reg != nil {
 		if err := reg.Register(collector{n}); err != nil {
@@ -231,7 +227,12 @@ func (n *Node) registerMetrics(reg prometheus.Registerer) error {
 		for {
 			select {
 			case o := <-ch:
-				if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" {
+				lo, ok := o.Data.(raft.LeaderObservation)
+				if !ok {
+					continue
+				}
+				n.logLeadership(lo) // raftlog.go
+				if lo.LeaderID != "" {
 					n.metrics.leaderChanges.Inc()
 				}
 			case <-n.stop:

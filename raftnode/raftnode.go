@@ -18,8 +18,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,32 +30,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kengen/kengen/store"
-)
-
-// Sentinel errors.
-var (
-	// ErrUnavailable is a write or read barrier that could not be completed now: no leader is
-	// known, leadership changed during the write, or the leader could not be reached. The
-	// write may or may not have been applied; a retry (with the same preconditions) is safe
-	// for TOUCH and DELETE.
-	ErrUnavailable = errors.New("raftnode: cluster unavailable, retry")
-	// ErrUnknownCommand is a log entry this build cannot decode.
-	ErrUnknownCommand = errors.New("raftnode: unknown command")
-	// ErrNewerCommand is a log entry written in an encoding newer than this build reads: the
-	// node must be upgraded, and it stops rather than skip the entry and diverge.
-	ErrNewerCommand = errors.New("raftnode: log entry from a newer kengen")
-	// ErrSnapshot is a snapshot stream that is not kengen's.
-	ErrSnapshot = errors.New("raftnode: bad snapshot")
-	// ErrMembership is a membership change that raft refused.
-	ErrMembership = errors.New("raftnode: membership change failed")
-	// ErrDamagedLog is a raft log that cannot be trusted: an entry fails its checksum, the log
-	// has a gap, ends below the store's applied revision, or disagrees with the entry the
-	// store applied. A node refuses to start on it (Open) until it is repaired
-	// (RepairFromStore, RepairFromCluster).
-	ErrDamagedLog = errors.New("raftnode: damaged raft log")
-	// ErrNotSingleNode is RepairFromStore on a node whose last known configuration has other
-	// members: made the only voter, it would go on as a second cluster beside the first.
-	ErrNotSingleNode = errors.New("raftnode: the node is a member of a cluster of several")
 )
 
 // Config configures a Node. NodeID, RaftAddr, Dir and Store are required.
@@ -103,7 +77,8 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration
 	// ApplyTimeout bounds a write that has no deadline of its own; 0 is 30 s.
 	ApplyTimeout time.Duration
-	// Logger receives raft's warnings and errors; nil is slog.Default().
+	// Logger receives raft's warnings and errors at their own levels, and the node's
+	// elections and leadership at info; nil is slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the node's kengen_raft_* metrics (metrics.go); nil registers none.
 	// Close unregisters them.
@@ -124,6 +99,9 @@ type Node struct {
 	log   *slog.Logger
 	// metrics is fsm's, shared by the node's own hooks (metrics.go).
 	metrics *metrics
+	// testApplyErr, set only by tests (export_test.go), makes the leader answer a write with
+	// its error instead of proposing it.
+	testApplyErr atomic.Pointer[func() error]
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -156,7 +134,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "wal"), 0o700); err != nil {
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft " + cfg.NodeID, Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	hlog := newRaftLogger(cfg.NodeID, cfg.Logger)
 	var err error
 	n.meta = &metadb.BoltMetaDB{}
 	if n.wal, err = wal.Open(filepath.Join(cfg.Dir, "wal"), wal.WithMetaStore(n.meta), wal.WithSegmentSize(cfg.SegmentSize)); err != nil {
@@ -348,14 +326,49 @@ func (n *Node) Apply(ctx context.Context, cmd *Command) (store.Result, error) {
 	return n.applyEncoded(ctx, data)
 }
 
+// applyEncoded proposes data on the leader, or forwards it to the leader, and waits out the
+// moments when there is none (an election, a leader whose gRPC address is not known yet, one
+// that cannot be reached): a write that was not proposed is tried again as leadership
+// changes, until the request's deadline (less a reply margin, so that the caller hears why).
+// A write that was proposed is never proposed again: if its outcome is unknown the error
+// says so.
 func (n *Node) applyEncoded(ctx context.Context, data []byte) (store.Result, error) {
+	ctx, cancel := n.untilGiveUp(ctx)
+	defer cancel()
+	var wait leaderWait
+	for {
+		var (
+			res store.Result
+			err error
+		)
+		if n.IsLeader() {
+			res, err = n.applyLocal(ctx, data)
+		} else if addr, aerr := n.leaderGRPC(ctx); aerr != nil {
+			err = aerr
+		} else {
+			n.metrics.forwardedWrites.Inc() // metrics hook
+			res, err = n.peers.apply(ctx, addr, data)
+		}
+		if !errors.Is(err, ErrNoLeader) || errors.Is(err, ErrUnavailable) {
+			return res, err
+		}
+		if werr := wait.next(ctx, n.stop, err); werr != nil {
+			return store.Result{}, werr
+		}
+	}
+}
+
+// applyLocal proposes data on this node, which must lead: the cluster service's Apply (a
+// write another node forwarded) answers ErrNoLeader otherwise, and the forwarding node tries
+// again, rather than forward it once more.
+func (n *Node) applyLocal(ctx context.Context, data []byte) (store.Result, error) {
 	if !n.IsLeader() {
-		addr, err := n.leaderGRPC()
-		if err != nil {
+		return store.Result{}, fmt.Errorf("%w: node %s does not lead", ErrNoLeader, n.cfg.NodeID)
+	}
+	if fn := n.testApplyErr.Load(); fn != nil { // tests only (export_test.go)
+		if err := (*fn)(); err != nil {
 			return store.Result{}, err
 		}
-		n.metrics.forwardedWrites.Inc() // metrics hook
-		return n.peers.apply(ctx, addr, data)
 	}
 	f := n.raft.Apply(data, n.timeout(ctx))
 	if err := wait(ctx, f); err != nil {
@@ -366,6 +379,41 @@ func (n *Node) applyEncoded(ctx context.Context, data []byte) (store.Result, err
 		return store.Result{}, fmt.Errorf("raftnode: unexpected apply response %T", f.Response())
 	}
 	return r.res, r.err
+}
+
+// untilGiveUp is ctx with the deadline by which Apply and ReadIndex stop waiting for a leader:
+// the request's deadline (else ApplyTimeout from now) less a twentieth of the time left, at
+// most 250 ms, so that the answer reaches a remote caller before its own deadline does.
+func (n *Node) untilGiveUp(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(n.cfg.ApplyTimeout)
+	}
+	margin := min(time.Until(deadline)/20, 250*time.Millisecond)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
+
+// leaderWait paces the retries of a request that found no leader: it polls raft's state with
+// a backoff from 5 ms to 100 ms.
+type leaderWait struct{ delay time.Duration }
+
+// next waits before the next try. It returns ErrUnavailable (wrapping why there was no
+// leader) once ctx ends or the node stops: the request was not proposed.
+func (w *leaderWait) next(ctx context.Context, stop <-chan struct{}, why error) error {
+	w.delay = min(max(2*w.delay, 5*time.Millisecond), 100*time.Millisecond)
+	t := time.NewTimer(w.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("%w (it was not applied): %w", ctx.Err(), why)
+		}
+		return fmt.Errorf("%w: no leader took the request before its deadline (it was not applied): %w", ErrUnavailable, why)
+	case <-stop:
+		return fmt.Errorf("%w: the node is stopping (the request was not applied): %w", ErrUnavailable, why)
+	}
 }
 
 func (n *Node) timeout(ctx context.Context) time.Duration {
@@ -387,26 +435,36 @@ func wait(ctx context.Context, f raft.Future) error {
 	}
 }
 
-// raftErr turns raft's errors about leadership into ErrUnavailable.
+// raftErr sorts raft's errors about leadership: those raft returns before it appends the
+// entry (this node does not lead, a transfer is under way, the queue is full) are ErrNoLeader,
+// which Apply waits out; those after it (leadership lost, raft shut down, a restore) are
+// ErrUnavailable, with an outcome nobody knows yet.
 func raftErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-		errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrRaftShutdown),
-		errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrAbortedByRestore):
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrNoLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown),
+		errors.Is(err, raft.ErrAbortedByRestore):
+		return fmt.Errorf("%w: %w (the write may have been applied)", ErrUnavailable, err)
 	}
 	return err
 }
 
-// leaderGRPC returns the leader's gRPC address.
-func (n *Node) leaderGRPC() (string, error) {
+// leaderGRPC returns the leader's gRPC address, once a connection to it is up: ErrNoLeader
+// when no leader is known, its address is not known yet, or it cannot be reached, so that
+// nothing is sent to a leader that is gone.
+func (n *Node) leaderGRPC(ctx context.Context) (string, error) {
 	id := n.Leader()
 	if id == "" {
-		return "", fmt.Errorf("%w: no leader is known to node %s", ErrUnavailable, n.cfg.NodeID)
+		return "", fmt.Errorf("%w: no leader is known to node %s", ErrNoLeader, n.cfg.NodeID)
 	}
 	addr := n.fsm.member(id)
 	if addr == "" {
-		return "", fmt.Errorf("%w: the gRPC address of leader %s is not known yet", ErrUnavailable, id)
+		return "", fmt.Errorf("%w: the gRPC address of leader %s is not known yet", ErrNoLeader, id)
+	}
+	if err := n.peers.connected(ctx, addr); err != nil {
+		return "", fmt.Errorf("%w: leader %s at %s: %w", ErrNoLeader, id, addr, err)
 	}
 	return addr, nil
 }
@@ -431,12 +489,35 @@ func (n *Node) WaitApplied(ctx context.Context, rev store.Revision) error {
 // term (which confirms it still leads a quorum and that every earlier entry is applied) and
 // answers its applied revision; a follower asks the leader.
 func (n *Node) ReadIndex(ctx context.Context) (store.Revision, error) {
-	if !n.IsLeader() {
-		addr, err := n.leaderGRPC()
-		if err != nil {
-			return 0, err
+	ctx, cancel := n.untilGiveUp(ctx)
+	defer cancel()
+	var wait leaderWait
+	for {
+		var (
+			rev store.Revision
+			err error
+		)
+		if n.IsLeader() {
+			rev, err = n.readIndexLocal(ctx)
+		} else if addr, aerr := n.leaderGRPC(ctx); aerr != nil {
+			err = aerr
+		} else {
+			rev, err = n.peers.readIndex(ctx, addr)
 		}
-		return n.peers.readIndex(ctx, addr)
+		// A barrier changes nothing: it may be tried again after any failure of leadership.
+		if err == nil || !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrUnavailable) {
+			return rev, err
+		}
+		if werr := wait.next(ctx, n.stop, err); werr != nil {
+			return 0, werr
+		}
+	}
+}
+
+// readIndexLocal is the barrier on this node, which must lead (ErrNoLeader otherwise).
+func (n *Node) readIndexLocal(ctx context.Context) (store.Revision, error) {
+	if !n.IsLeader() {
+		return 0, fmt.Errorf("%w: node %s does not lead", ErrNoLeader, n.cfg.NodeID)
 	}
 	if err := wait(ctx, n.raft.Barrier(n.timeout(ctx))); err != nil {
 		return 0, raftErr(err)
@@ -487,7 +568,7 @@ func (n *Node) Status() (Status, error) {
 // address.
 func (n *Node) AddVoter(ctx context.Context, id, raftAddr, grpcAddr string) error {
 	if !n.IsLeader() {
-		addr, err := n.leaderGRPC()
+		addr, err := n.leaderGRPC(ctx)
 		if err != nil {
 			return err
 		}
@@ -512,7 +593,7 @@ func (n *Node) Join(ctx context.Context, grpcAddr string) error {
 // RemoveServer removes a member (on the leader; a follower forwards).
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if !n.IsLeader() {
-		addr, err := n.leaderGRPC()
+		addr, err := n.leaderGRPC(ctx)
 		if err != nil {
 			return err
 		}
@@ -527,7 +608,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 // TransferLeadership hands leadership to the member id, or to any voter when id is "".
 func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	if !n.IsLeader() {
-		addr, err := n.leaderGRPC()
+		addr, err := n.leaderGRPC(ctx)
 		if err != nil {
 			return err
 		}
@@ -560,11 +641,3 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 
 // Snapshot takes a raft snapshot now (and compacts the log). Tests use it.
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
-
-// slogWriter hands raft's log lines (warnings and errors) to a slog.Logger.
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn(strings.TrimSpace(string(p)))
-	return len(p), nil
-}

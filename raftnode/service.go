@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
 )
 
@@ -51,52 +54,28 @@ type applyReply struct {
 	Error    *errorReply `json:"error,omitempty"`
 }
 
-// errorReply carries an error across nodes: its sentinel by name and its message.
+// errorReply carries an error across nodes: its kind's name (errors.go) and its message.
 type errorReply struct {
 	Kind    string `json:"kind"`
 	Message string `json:"message"`
-}
-
-// sentinels are the errors whose identity survives forwarding.
-var sentinels = map[string]error{
-	"invalid":              store.ErrInvalid,
-	"already_exists":       store.ErrAlreadyExists,
-	"precondition_failed":  store.ErrPreconditionFailed,
-	"relation_limit":       store.ErrRelationLimit,
-	"schema_strands":       store.ErrSchemaStrands,
-	"no_schema":            store.ErrNoSchema,
-	"delete_limit":         store.ErrDeleteLimit,
-	"revision_not_applied": store.ErrRevisionNotApplied,
-	"closed":               store.ErrClosed,
-	"unavailable":          ErrUnavailable,
-	"membership":           ErrMembership,
-	"unknown_command":      ErrUnknownCommand,
 }
 
 func toErrorReply(err error) *errorReply {
 	if err == nil {
 		return nil
 	}
-	var (
-		slist schema.ErrorList
-		serr  *schema.Error
-	)
-	if errors.As(err, &slist) || errors.As(err, &serr) {
-		return &errorReply{Kind: "invalid", Message: err.Error()}
+	kind := KindOf(err)
+	if kind == "" {
+		kind = "internal"
 	}
-	for kind, s := range sentinels {
-		if errors.Is(err, s) {
-			return &errorReply{Kind: kind, Message: err.Error()}
-		}
-	}
-	return &errorReply{Kind: "internal", Message: err.Error()}
+	return &errorReply{Kind: kind, Message: err.Error()}
 }
 
 func (e *errorReply) err() error {
 	if e == nil {
 		return nil
 	}
-	return &remoteError{sentinel: sentinels[e.Kind], msg: e.Message}
+	return &remoteError{sentinel: sentinelOf(e.Kind), msg: e.Message}
 }
 
 // remoteError is an error another node returned: its message, and its sentinel for errors.Is.
@@ -115,11 +94,11 @@ var ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*any)(nil),
 	Methods: []grpc.MethodDesc{
 		method(methodApply, func(ctx context.Context, n *Node, in []byte) any {
-			res, err := n.applyEncoded(ctx, in)
+			res, err := n.applyLocal(ctx, in) // forwarded: only the leader proposes
 			return &applyReply{Revision: uint64(res.Revision), Deleted: res.Deleted, Partial: res.Partial, Error: toErrorReply(err)}
 		}),
 		method(methodReadIndex, func(ctx context.Context, n *Node, _ []byte) any {
-			rev, err := n.ReadIndex(ctx)
+			rev, err := n.readIndexLocal(ctx)
 			return &adminReply{Revision: uint64(rev), Error: toErrorReply(err)}
 		}),
 		method(methodStatus, func(_ context.Context, n *Node, _ []byte) any {
@@ -186,10 +165,18 @@ type peers struct {
 	}
 }
 
+// peerBackoff paces reconnection to a peer: a leader that restarts is reached again within
+// a second or two, not after grpc's default backoff of up to two minutes.
+var peerBackoff = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 2 * time.Second,
+})
+
 func newPeers(token string, opts []grpc.DialOption) *peers {
 	if opts == nil {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	opts = append(slices.Clip(opts), peerBackoff)
 	p := &peers{token: token, opts: opts}
 	p.mu.conns = map[string]*grpc.ClientConn{}
 	return p
@@ -207,6 +194,36 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	p.mu.conns[addr] = c
 	return c, nil
+}
+
+// connectReadyWait bounds how long connected waits for a connection being made.
+const connectReadyWait = 500 * time.Millisecond
+
+// connected returns nil once the connection to addr is ready, so that a write is sent only
+// to a peer that is up: an error means nothing was sent. A connection that keeps failing
+// (the peer is down) is an error at once; the caller waits and looks for the leader again.
+func (p *peers) connected(ctx context.Context, addr string) error {
+	c, err := p.conn(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, connectReadyWait)
+	defer cancel()
+	for {
+		s := c.GetState()
+		switch s {
+		case connectivity.Ready:
+			return nil
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			c.Connect()
+			return fmt.Errorf("cannot connect (%s)", s)
+		case connectivity.Idle:
+			c.Connect()
+		}
+		if !c.WaitForStateChange(ctx, s) {
+			return fmt.Errorf("still connecting (%s)", s)
+		}
+	}
 }
 
 func (p *peers) close() error {
@@ -242,7 +259,7 @@ func (p *peers) call(ctx context.Context, addr, name string, in []byte, out any)
 func (p *peers) apply(ctx context.Context, addr string, data []byte) (store.Result, error) {
 	var r applyReply
 	if err := p.call(ctx, addr, methodApply, data, &r); err != nil {
-		return store.Result{}, err
+		return store.Result{}, fmt.Errorf("%w (the write may have been applied)", err)
 	}
 	return store.Result{Revision: store.Revision(r.Revision), Deleted: r.Deleted, Partial: r.Partial}, r.Error.err()
 }

@@ -3,7 +3,6 @@ package raftnode
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,10 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
-
-// ErrTLS is a raft TLS configuration that cannot be used: a missing or unreadable file, a
-// key that does not match its certificate, a CA file with no certificate.
-var ErrTLS = errors.New("raftnode: bad raft TLS configuration")
 
 // LoadTLS reads the node's certificate and key and the cluster's CA (PEM files) into a
 // mutual-TLS configuration for Config.TLS: the node presents its certificate both when it

@@ -1,9 +1,6 @@
 package store
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
 // Revision is the position of an applied batch. Under Raft it is the log index of the entry
 // that carried the batch; in-process it is whatever increasing number the caller hands to
@@ -91,39 +88,3 @@ type Precondition struct {
 	Op     PreconditionOp
 	Filter Filter
 }
-
-// Sentinel errors. Callers test them with errors.Is; the errors returned wrap them with the
-// details (which relationship, which filter, which limit).
-var (
-	// ErrInvalid is bad input: a malformed type, id or relation, an unknown type or relation,
-	// a subject type the relation does not allow, a duplicate update in one batch.
-	ErrInvalid = errors.New("store: invalid relationship")
-	// ErrAlreadyExists is a CREATE of a relationship that is present.
-	ErrAlreadyExists = errors.New("store: relationship already exists")
-	// ErrPreconditionFailed is a precondition that did not hold.
-	ErrPreconditionFailed = errors.New("store: precondition failed")
-	// ErrRelationLimit is a write that would give one resource more subjects on a relation
-	// than its `limit` allows.
-	ErrRelationLimit = errors.New("store: relation limit exceeded")
-	// ErrSchemaStrands is a schema change that would leave stored relationships that the new
-	// schema no longer allows.
-	ErrSchemaStrands = errors.New("store: schema change would strand relationships")
-	// ErrNoSchema is a write of relationships before any schema was written.
-	ErrNoSchema = errors.New("store: no schema has been written")
-	// ErrRevisionNotRetained is a read at a revision older than the retention window keeps.
-	ErrRevisionNotRetained = errors.New("store: revision no longer retained")
-	// ErrRevisionNotApplied is a read at a revision this store has not applied yet.
-	ErrRevisionNotApplied = errors.New("store: revision not applied yet")
-	// ErrStaleRevision is an Apply at a revision at or below the applied one. Under Raft such
-	// an entry is skipped on replay; the error says it was not applied again.
-	ErrStaleRevision = errors.New("store: revision already applied")
-	// ErrCorrupt is a data directory whose files fail their checks.
-	ErrCorrupt = errors.New("store: data directory is corrupt")
-	// ErrIncompatibleFormat is a data directory written by an incompatible format version.
-	ErrIncompatibleFormat = errors.New("store: data directory has an incompatible format")
-	// ErrDeleteLimit is a delete by filter that matched more relationships than its limit
-	// while partial deletions were not allowed (FAILED_PRECONDITION).
-	ErrDeleteLimit = errors.New("store: delete matches more relationships than its limit")
-	// ErrClosed is any call on a closed store.
-	ErrClosed = errors.New("store: closed")
-)

@@ -22,9 +22,6 @@ const (
 	suffixReplaced  = ".replaced"
 )
 
-// ErrRestoreBusy is a Restore that gave up waiting for open Readers to close.
-var ErrRestoreBusy = errors.New("store: readers still open, restore postponed")
-
 // restoreDrainTimeout bounds how long Restore waits for open Readers.
 const restoreDrainTimeout = 30 * time.Second
 

@@ -38,7 +38,7 @@ const (
 	keyFile  = "preshared-key"
 	storeDir = "store"
 	raftDir  = "raft"
-	// leaderWait bounds how long serve waits for a leader before it reports serving.
+	// leaderWait is how often serve says why it still waits to be ready.
 	leaderWait = 30 * time.Second
 	// shutdownGrace is how long a stopping server waits for in-flight requests.
 	shutdownGrace = 30 * time.Second
@@ -202,6 +202,7 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		TLS:                tlsConf,
 		Registerer:         reg,
 		Logger:             logger,
+		Ready:              node.Ready, // leader known, caught up: writes are taken
 		MaxUpdatesPerWrite: sf.maxUpdates,
 		MaxCheckBulkItems:  sf.maxBulkItems,
 	})
@@ -223,8 +224,9 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		// /healthz, /readyz (health.go): ready once serving and caught up with the leader.
-		mountHealth(mux, func() error { return errors.Join(srv.Ready(), node.Ready()) })
+		// /healthz, /readyz (health.go): ready once a leader is known and this node caught up
+		// with it, as the gRPC health service says (srv.Ready includes node.Ready).
+		mountHealth(mux, srv.Ready)
 		if sf.pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -239,17 +241,20 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(lis) }()
-	if err := awaitCluster(ctx, node, sf.join); err != nil {
+	// The serving line means the node takes writes: a script may write the schema the moment
+	// it appears.
+	if err := awaitServing(ctx, c, node, srv, sf.join); err != nil {
 		fmt.Fprintf(c.stderr, "kengen: %v\n", err)
-	}
-	// One write: the logs go to the same terminal (or file) and must not land inside it.
-	serving := fmt.Sprintf("kengen: serving the Authzed v1 API on %s", lis.Addr())
-	if metricsAddr != "" {
-		serving += fmt.Sprintf(", metrics on http://%s/metrics", metricsAddr)
-	}
-	fmt.Fprintf(c.stdout, "%s, data in %s\n", serving, c.dataDir)
-	if c.serveReady != nil {
-		c.serveReady(lis.Addr().String(), metricsAddr)
+	} else {
+		// One write: the logs go to the same terminal (or file) and must not land inside it.
+		serving := fmt.Sprintf("kengen: serving the Authzed v1 API on %s", lis.Addr())
+		if metricsAddr != "" {
+			serving += fmt.Sprintf(", metrics on http://%s/metrics", metricsAddr)
+		}
+		fmt.Fprintf(c.stdout, "%s, data in %s\n", serving, c.dataDir)
+		if c.serveReady != nil {
+			c.serveReady(lis.Addr().String(), metricsAddr)
+		}
 	}
 
 	var serveErr error
@@ -314,30 +319,35 @@ func openNode(c *cli, sf *serveFlags, st *store.Store, grpcAddr, token string, l
 	return node, nil
 }
 
-// awaitCluster joins the cluster at join (retrying until a member answers) and waits until
-// the node knows a leader, so that the first write does not fail for want of one.
-func awaitCluster(ctx context.Context, node *raftnode.Node, join string) error {
-	ctx, cancel := context.WithTimeout(ctx, leaderWait)
-	defer cancel()
+// awaitServing joins the cluster at join (retrying until a member answers) and waits until the
+// server is ready (srv.Ready: a leader is known, this node has caught up with it, so that it
+// takes writes), however long that takes; every leaderWait it says on stderr why it still
+// waits. It returns ctx's error when ctx ends first (the node is being stopped).
+func awaitServing(ctx context.Context, c *cli, node *raftnode.Node, srv *api.Server, join string) error {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	report := time.NewTicker(leaderWait)
+	defer report.Stop()
 	joined := join == ""
 	var err error
 	for {
 		if !joined {
 			if err = node.Join(ctx, join); err == nil {
 				joined = true
+			} else {
+				err = fmt.Errorf("joining the cluster through %s: %w", join, err)
 			}
 		}
-		if joined && node.Leader() != "" {
-			return nil
+		if joined {
+			if err = srv.Ready(); err == nil {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
-			if !joined {
-				return fmt.Errorf("joining the cluster through %s: %w", join, err)
-			}
-			return errors.New("no raft leader yet; writes fail with UNAVAILABLE until one is elected")
+			return fmt.Errorf("stopped before the node was ready: %w", err)
+		case <-report.C:
+			fmt.Fprintf(c.stderr, "kengen: not serving writes yet (%v); still waiting\n", err)
 		case <-t.C:
 		}
 	}
