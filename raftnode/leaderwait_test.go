@@ -87,6 +87,15 @@ func TestWriteUnavailableAfterDeadline(t *testing.T) {
 	_, survivors := stopLeader(t, nodes)
 	survivors[1].stop()
 	lone := survivors[0]
+	// Until its leader's heartbeats stop, the lone node may still forward to the node just
+	// stopped, and a write cut off in flight there may have been applied: that is another
+	// case (TestWriteWaitsForElection). This one starts once the lone node knows no leader.
+	eventually(t, lone.id+" knows no leader", func() error {
+		if l := lone.node.Leader(); l != "" {
+			return fmt.Errorf("it still follows %s", l)
+		}
+		return nil
+	})
 	const timeout = 1500 * time.Millisecond
 	earliest := timeout - timeout/20
 
