@@ -34,6 +34,11 @@ func (s *Store) Apply(rev Revision, at time.Time, b *Batch) (Result, error) {
 	if err := s.checkRevision(rev); err != nil {
 		return Result{}, err
 	}
+	// Before anything is written, the refused-entry marker included: a write refused for want
+	// of space must be retried, not recorded as refused.
+	if err := s.CheckFreeSpace(); err != nil {
+		return Result{}, err
+	}
 	if b == nil {
 		b = &Batch{}
 	}
@@ -426,6 +431,9 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err := s.checkRevision(rev); err != nil {
+		return err
+	}
+	if err := s.CheckFreeSpace(); err != nil {
 		return err
 	}
 	sch, err := schema.Parse(text)

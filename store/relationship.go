@@ -126,4 +126,8 @@ var (
 	ErrDeleteLimit = errors.New("store: delete matches more relationships than its limit")
 	// ErrClosed is any call on a closed store.
 	ErrClosed = errors.New("store: closed")
+	// ErrDiskFull is a write refused because a filesystem the node writes to (the store's, or
+	// the raft log's) has less free space than the minimum kept free (CheckFreeSpace). Nothing
+	// of the write was done; writes succeed again once space is freed (RESOURCE_EXHAUSTED).
+	ErrDiskFull = errors.New("store: disk full")
 )
