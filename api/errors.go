@@ -62,6 +62,8 @@ func statusOf(err error) *status.Status {
 	case errors.Is(err, errShuttingDown), errors.Is(err, store.ErrClosed),
 		errors.Is(err, raftnode.ErrUnavailable): // leader change or unreachable leader: retry
 		return status.New(codes.Unavailable, msg)
+	case errors.Is(err, store.ErrDiskFull): // a full disk: not retryable until space is freed
+		return status.New(codes.ResourceExhausted, msg)
 
 	case errors.Is(err, errInvalidArgument),
 		errors.Is(err, store.ErrInvalid),

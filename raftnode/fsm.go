@@ -30,6 +30,13 @@ type fsm struct {
 	lastIndex atomic.Uint64
 	// metrics are updated by Apply, Persist and Restore (metrics.go).
 	metrics *metrics
+	// stop is the node's: closed when it stops, which ends a wait for disk space.
+	stop <-chan struct{}
+	// stalled is the store's ErrDiskFull while Apply waits for space (diskfull.go), nil
+	// otherwise; halted is set when the node stopped during such a wait: no later entry
+	// is applied (nor a snapshot taken) by this process.
+	stalled atomic.Pointer[error]
+	halted  atomic.Bool
 
 	// applied is signalled (closed and replaced) after every apply and restore.
 	mu struct {
@@ -45,8 +52,8 @@ type applyResult struct {
 	err error
 }
 
-func newFSM(st *store.Store, log *slog.Logger) *fsm {
-	f := &fsm{st: st, log: log, metrics: newMetrics()}
+func newFSM(st *store.Store, log *slog.Logger, stop <-chan struct{}) *fsm {
+	f := &fsm{st: st, log: log, metrics: newMetrics(), stop: stop}
 	f.mu.members = map[string]string{}
 	f.mu.applied = make(chan struct{})
 	return f
@@ -54,6 +61,9 @@ func newFSM(st *store.Store, log *slog.Logger) *fsm {
 
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
+	if f.halted.Load() {
+		return applyResult{err: errHalted}
+	}
 	defer f.signal()
 	// metrics hook: apply latency and the applied index.
 	defer func(start time.Time) {
@@ -79,17 +89,21 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if rev <= f.st.Revision() {
 		return applyResult{res: store.Result{Revision: rev}}
 	}
-	switch cmd.Kind {
-	case KindSchema:
-		err := f.st.WriteSchema(rev, cmd.At, cmd.Schema)
-		return applyResult{res: store.Result{Revision: rev}, err: err}
-	case KindBatch:
-		res, err := f.st.Apply(rev, cmd.At, cmd.Batch)
-		return applyResult{res: res, err: err}
-	default: // KindMember: advance the revision only
-		res, err := f.st.Apply(rev, cmd.At, &store.Batch{})
-		return applyResult{res: res, err: err}
-	}
+	// The store refuses an entry for want of space before writing anything; that refusal is
+	// this node's, not the entry's, so the entry is retried until space returns (diskfull.go).
+	return f.whenSpace(func() applyResult {
+		switch cmd.Kind {
+		case KindSchema:
+			err := f.st.WriteSchema(rev, cmd.At, cmd.Schema)
+			return applyResult{res: store.Result{Revision: rev}, err: err}
+		case KindBatch:
+			res, err := f.st.Apply(rev, cmd.At, cmd.Batch)
+			return applyResult{res: res, err: err}
+		default: // KindMember: advance the revision only
+			res, err := f.st.Apply(rev, cmd.At, &store.Batch{})
+			return applyResult{res: res, err: err}
+		}
+	})
 }
 
 func (f *fsm) setMember(m Member) {
@@ -141,6 +155,9 @@ type snapshotHeader struct {
 // Snapshot implements raft.FSM. It runs between applies, so the checkpoint holds exactly the
 // entries applied so far; Persist streams it while applies go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if f.halted.Load() { // the store is behind the entries raft counts as applied
+		return nil, errHalted
+	}
 	start := time.Now()
 	cp, err := f.st.Checkpoint()
 	if err != nil {

@@ -68,6 +68,7 @@ var sentinels = map[string]error{
 	"delete_limit":         store.ErrDeleteLimit,
 	"revision_not_applied": store.ErrRevisionNotApplied,
 	"closed":               store.ErrClosed,
+	"disk_full":            store.ErrDiskFull,
 	"unavailable":          ErrUnavailable,
 	"membership":           ErrMembership,
 	"unknown_command":      ErrUnknownCommand,
