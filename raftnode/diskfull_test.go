@@ -3,6 +3,8 @@ package raftnode
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,7 +190,9 @@ func TestDiskFullLeaderRefusesAndHeals(t *testing.T) {
 		}
 		acked = append(acked, doc)
 	}
-	filler := fillTo(t, mnt, 8<<20)
+	// Below the 16 MiB writes need, above the one segment and 1 MiB the raft log keeps for
+	// its own entries (read barriers).
+	filler := fillTo(t, mnt, 12<<20)
 	_, err := write(ctx, tn.node, "refused", "ann")
 	if !errors.Is(err, store.ErrDiskFull) || !strings.Contains(err.Error(), "mounted at "+mnt) {
 		t.Fatalf("write on a full disk: %v; want ErrDiskFull naming the filesystem at %s", err, mnt)
@@ -216,5 +220,62 @@ func TestDiskFullLeaderRefusesAndHeals(t *testing.T) {
 	}
 	if ok, _ := tn.has(res.Revision, "refused", "ann"); ok {
 		t.Fatal("the refused write was applied")
+	}
+}
+
+// The raft log's own floor (wallog.go), met when something fills the disk past the writes'
+// minimum (here the store's guard is off and the log has a filesystem of its own): the append
+// is refused before raft-wal writes anything, so raft-wal is never left with a sealed tail it
+// cannot recover from. The write fails with ErrDiskFull naming the log, the leader steps down,
+// and once space is freed it is elected again and writes succeed, without a restart, with
+// every acknowledged write there.
+func TestRaftLogFullHeals(t *testing.T) {
+	mnt := mountTmpfs(t, 24<<20)
+	st, err := store.Open(filepath.Join(t.TempDir(), "store"), store.Options{NoSync: true, GCInterval: -1, MinFreeBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, err := Open(Config{NodeID: "n1", RaftAddr: "127.0.0.1:0", Dir: filepath.Join(mnt, "raft"), Store: st, Bootstrap: true,
+		HeartbeatTimeout: 150 * time.Millisecond, ElectionTimeout: 150 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		ApplyTimeout: 5 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	eventually(t, "the schema is written once n1 leads", func() error {
+		_, err := n.Writer().WriteSchema(ctxT(t), testSchema)
+		return err
+	})
+	var acked []string
+	for i := range 10 {
+		doc := fmt.Sprint("doc", i)
+		if _, err := write(ctxT(t), n, doc, "ann"); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, doc)
+	}
+
+	filler := fillTo(t, mnt, 0)
+	_, err = write(ctxT(t), n, "refused", "ann")
+	if !errors.Is(err, store.ErrDiskFull) || !strings.Contains(err.Error(), filepath.Join(mnt, "raft")) {
+		t.Fatalf("write with the raft log's disk full: %v; want ErrDiskFull naming the log", err)
+	}
+	if _, err := write(ctxT(t), n, "refused2", "ann"); err == nil {
+		t.Fatal("a write succeeded with the raft log's disk full")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	var res store.Result
+	eventually(t, "writes succeed once space is freed", func() error {
+		res, err = write(ctxT(t), n, "after", "ann")
+		return err
+	})
+	for _, doc := range append(acked, "after") {
+		if ok, err := (&testNode{st: st}).has(res.Revision, doc, "ann"); !ok || err != nil {
+			t.Fatalf("%s after the raft log's disk was full: %v, %v", doc, ok, err)
+		}
 	}
 }

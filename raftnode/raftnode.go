@@ -23,8 +23,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
@@ -115,8 +113,7 @@ type Node struct {
 	st    *store.Store
 	raft  *raft.Raft
 	fsm   *fsm
-	wal   *wal.WAL
-	meta  *metadb.BoltMetaDB
+	wal   *walLog // raft-wal behind a free-space floor (wallog.go)
 	trans *raft.NetworkTransport
 	peers *peers
 	log   *slog.Logger
@@ -157,9 +154,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft " + cfg.NodeID, Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
 	var err error
-	n.meta = &metadb.BoltMetaDB{}
-	if n.wal, err = wal.Open(filepath.Join(cfg.Dir, "wal"), wal.WithMetaStore(n.meta), wal.WithSegmentSize(cfg.SegmentSize)); err != nil {
-		_ = n.meta.Close()
+	if n.wal, err = openWALLog(filepath.Join(cfg.Dir, "wal"), cfg.SegmentSize); err != nil {
 		return nil, fmt.Errorf("raftnode: opening the raft log: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
@@ -258,7 +253,7 @@ func (n *Node) needsRestore(snaps *raft.FileSnapshotStore) (bool, error) {
 }
 
 func (n *Node) closeLog() error {
-	return errors.Join(n.wal.Close(), n.meta.Close())
+	return n.wal.Close()
 }
 
 // register records this node's gRPC address in the log until the log holds it.
@@ -432,6 +427,9 @@ func (n *Node) ReadIndex(ctx context.Context) (store.Revision, error) {
 		return n.peers.readIndex(ctx, addr)
 	}
 	if err := wait(ctx, n.raft.Barrier(n.timeout(ctx))); err != nil {
+		if isDiskFull(err) { // the barrier's append met the raft log's floor (wallog.go)
+			return 0, fmt.Errorf("raftnode: node %s: %w: read barrier: %w", n.cfg.NodeID, store.ErrDiskFull, err)
+		}
 		return 0, raftErr(err)
 	}
 	return n.st.Revision(), nil

@@ -42,12 +42,12 @@ func fillTo(t *testing.T, dir string, leave int64) string {
 	if free <= leave {
 		t.Fatalf("%s has %d bytes free, already below %d", dir, free, leave)
 	}
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
+	f, err := os.CreateTemp(dir, "filler")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	path := f.Name()
 	if err := syscall.Fallocate(int(f.Fd()), 0, 0, free-leave); err != nil {
 		t.Fatalf("filling %s: %v", dir, err)
 	}
@@ -84,7 +84,12 @@ func TestServeDiskFullHeals(t *testing.T) {
 		want = append(want, fmt.Sprintf("deal:%d#owner@user:sato", i))
 	}
 
-	filler := fillTo(t, mnt, 4<<20)
+	last := n.must(t, dir, "relationship", "touch", "deal:last", "owner", "user:sato")
+	want = append(want, "deal:last#owner@user:sato")
+	token := last[strings.LastIndex(last, " ")+1 : len(last)-1] // "touched … at TOKEN\n"
+
+	// Below the 16 MiB kept free for writes: writes are refused, every read answers.
+	filler := fillTo(t, mnt, 12<<20)
 	code, _, errs := n.kengen(t, nil, "--data-dir", dir, "relationship", "touch", "deal:refused", "owner", "user:sato")
 	if code != exitError || !strings.Contains(errs, "ResourceExhausted") || !strings.Contains(errs, "disk full") || !strings.Contains(errs, "filesystem mounted at "+mnt) {
 		t.Fatalf("write on a full disk: exit %d, %q; want RESOURCE_EXHAUSTED naming the filesystem at %s", code, errs, mnt)
@@ -92,7 +97,7 @@ func TestServeDiskFullHeals(t *testing.T) {
 	if code, _, errs := n.kengen(t, nil, "--data-dir", dir, "schema", "write", "testdata/crm.zed"); code != exitError || !strings.Contains(errs, "ResourceExhausted") {
 		t.Fatalf("schema write on a full disk: exit %d, %q", code, errs)
 	}
-	if out := n.must(t, dir, "check", "deal:3", "view", "user:sato"); !strings.Contains(out, "true") {
+	if out := n.must(t, dir, "check", "deal:3", "view", "user:sato"); !strings.Contains(out, "true") { // fully consistent
 		t.Errorf("check on a full disk: %q", out)
 	}
 	readAll := func() []string {
@@ -107,10 +112,28 @@ func TestServeDiskFullHeals(t *testing.T) {
 		t.Errorf("gauges on a full disk: avail %v, min free %v; want avail below the 16 MiB minimum", avail, minFree)
 	}
 
+	// Below the raft log's own floor (one segment and 1 MiB): a fully consistent read needs a
+	// barrier in the log and fails as RESOURCE_EXHAUSTED; reads at a token answer locally.
+	filler2 := fillTo(t, mnt, 2<<20)
+	if code, _, errs := n.kengen(t, nil, "--data-dir", dir, "check", "deal:3", "view", "user:sato"); code != exitError || !strings.Contains(errs, "ResourceExhausted") {
+		t.Errorf("fully consistent check below the log's floor: exit %d, %q", code, errs)
+	}
+	if out := n.must(t, dir, "check", "deal:3", "view", "user:sato", "--at-least-as-fresh", token); !strings.Contains(out, "true") {
+		t.Errorf("check at a token below the log's floor: %q", out)
+	}
+	if err := os.Remove(filler2); err != nil {
+		t.Fatal(err)
+	}
+
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	n.must(t, dir, "relationship", "touch", "deal:after", "owner", "user:sato") // no restart
+	eventually(t, "a write succeeds once space is freed, without a restart", func() error {
+		if code, _, errs := n.kengen(t, nil, "--data-dir", dir, "relationship", "touch", "deal:after", "owner", "user:sato"); code != exitOK {
+			return fmt.Errorf("exit %d: %s", code, errs)
+		}
+		return nil
+	})
 	want = append(want, "deal:after#owner@user:sato")
 
 	if code := n.stop(); code != exitOK {
