@@ -217,10 +217,12 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		lis.Close()
 		return err
 	}
-	// When writes are refused for want of space, raft may still need to start one segment.
-	if minFree := st.MinFreeBytes(); sf.minFreeMiB >= 0 && minFree > 0 && minFree < uint64(sf.segmentMiB)<<20 {
+	// When writes are refused for want of space, raft's own entries (read barriers) still
+	// append, and its log refuses appends below one segment and 1 MiB (raftnode/wallog.go):
+	// the writes' minimum must be above that, two segments.
+	if minFree := st.MinFreeBytes(); sf.minFreeMiB >= 0 && minFree > 0 && minFree < 2*uint64(sf.segmentMiB)<<20 {
 		lis.Close()
-		return errors.Join(fmt.Errorf("the %d MiB kept free on the data directory's filesystem (--min-free-mib) is less than one raft log segment (--raft-segment-mib %d): lower the segment size or raise the minimum", minFree>>20, sf.segmentMiB), st.Close())
+		return errors.Join(fmt.Errorf("the %d MiB kept free on the data directory's filesystem (--min-free-mib) is less than two raft log segments (--raft-segment-mib %d): lower the segment size or raise the minimum", minFree>>20, sf.segmentMiB), st.Close())
 	}
 	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
 	// One registry for every layer: runtime, raft (raftnode/metrics.go), api, check, store.
