@@ -61,11 +61,47 @@ func (s *Store) CheckFreeSpace(dirs ...string) error {
 		return err
 	}
 	for _, d := range dirs {
+		if s.sameFS(d) {
+			continue // checked above: one statfs per filesystem (each costs several µs here)
+		}
 		if err := s.checkFS(vfs.Default, d); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sameFS reports whether dir is on the store's own filesystem (on the real disk), remembered
+// per directory: raft's log usually sits next to the store.
+func (s *Store) sameFS(dir string) bool {
+	s.fsMu.Lock()
+	defer s.fsMu.Unlock()
+	if same, ok := s.fsMu.same[dir]; ok {
+		return same
+	}
+	same := false
+	if s.opts.FS == vfs.Default {
+		a, okA := device(s.dir)
+		b, okB := device(dir)
+		same = okA && okB && a == b
+	}
+	if s.fsMu.same == nil {
+		s.fsMu.same = map[string]bool{}
+	}
+	s.fsMu.same[dir] = same
+	return same
+}
+
+func device(path string) (uint64, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return uint64(st.Dev), true //nolint:unconvert // Dev is int32 on some platforms
 }
 
 func (s *Store) checkFS(fs vfs.FS, dir string) error {
@@ -94,17 +130,7 @@ func mountPoint(path string) string {
 	if err != nil {
 		return ""
 	}
-	dev := func(p string) (uint64, bool) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return 0, false
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return 0, false
-		}
-		return uint64(st.Dev), true //nolint:unconvert // Dev is int32 on some platforms
-	}
+	dev := device
 	d, ok := dev(abs)
 	if !ok {
 		return ""

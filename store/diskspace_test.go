@@ -91,3 +91,23 @@ func TestMinFreeDefault(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckFreeSpace is the guard's cost on the real disk: one statfs for the store's
+// filesystem and one for another directory, as raftnode checks before proposing a write
+// (docs/raft.md, "Segment size").
+//
+//	go test ./store -run '^$' -bench CheckFreeSpace -count 5
+func BenchmarkCheckFreeSpace(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{NoSync: true, GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	other := b.TempDir()
+	b.ResetTimer()
+	for range b.N {
+		if err := s.CheckFreeSpace(other); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -110,6 +110,13 @@ type Store struct {
 	stopGC chan struct{}
 	gcDone chan struct{}
 
+	// fsMu.same remembers which directories CheckFreeSpace was given share the store's
+	// filesystem (diskspace.go).
+	fsMu struct {
+		sync.Mutex
+		same map[string]bool
+	}
+
 	// stalls counts Pebble's write stalls for Metrics (metrics.go).
 	stalls *writeStalls
 }
