@@ -67,7 +67,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 	defer f.signal()
 	// metrics hook: apply latency and the applied index.
 	defer func(start time.Time) {
-		f.lastIndex.Store(l.Index)
+		if !f.halted.Load() { // a halted entry was not applied (diskfull.go)
+			f.lastIndex.Store(l.Index)
+		}
 		f.metrics.applyDuration.Observe(since(start))
 	}(time.Now())
 	rev := store.Revision(l.Index)
