@@ -120,7 +120,7 @@ func TestDiskFullFollowerWaitsAndCatchesUp(t *testing.T) {
 		eventually(t, "n3 reports that it cannot apply for want of space", func() error {
 			err := n3.node.Ready()
 			if !errors.Is(err, ErrNotReady) || !errors.Is(err, store.ErrDiskFull) {
-				return fmt.Errorf("n3 ready: %v", err)
+				return fmt.Errorf("n3 ready: %w", err)
 			}
 			return nil
 		})

@@ -53,7 +53,7 @@ func (l *walLog) StoreLogs(logs []*raft.Log) error {
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(l.dir, &st); err == nil {
-		if free := uint64(st.Bavail) * uint64(st.Bsize); free < need {
+		if free := st.Bavail * uint64(st.Bsize); free < need {
 			return fmt.Errorf("raftnode: the raft log in %s needs %s free to append %d entries safely, %s left: %w",
 				l.dir, mibs(need), len(logs), mibs(free), syscall.ENOSPC)
 		}

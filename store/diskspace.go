@@ -105,8 +105,8 @@ func device(path string) (uint64, bool) {
 }
 
 func (s *Store) checkFS(fs vfs.FS, dir string) error {
-	du, err := fs.GetDiskUsage(dir)
-	if err != nil {
+	du, ok := diskUsage(fs, dir)
+	if !ok {
 		return nil // unsupported (an in-memory store) or gone: nothing to guard
 	}
 	need := s.minFree(du.TotalBytes)
@@ -145,6 +145,12 @@ func mountPoint(path string) string {
 		}
 		abs = parent
 	}
+}
+
+// diskUsage is fs's usage of dir's filesystem; ok is false when fs cannot tell.
+func diskUsage(fs vfs.FS, dir string) (du vfs.DiskUsage, ok bool) {
+	du, err := fs.GetDiskUsage(dir)
+	return du, err == nil
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -34,7 +34,8 @@ func lockDataDir(dir string) (release func(), err error) {
 		return nil, fmt.Errorf("locking the data directory %s: %w", dir, err)
 	}
 	pid := strconv.Itoa(os.Getpid()) + "\n"
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(pid), 0)
 	}
 	if err != nil {
