@@ -58,6 +58,31 @@ func (f *fsm) stalledErr() error {
 	return nil
 }
 
+// snapshotRoom refuses a snapshot that would leave less than the store's free-space minimum
+// on raft's filesystem. A snapshot is a copy of the whole store streamed while applies go on:
+// one that filled the disk would make Pebble's next write fail, which Pebble does not survive.
+// Refused, raft logs it and tries again at its next interval; the log is not compacted
+// meanwhile. The store's disk usage (every file, obsolete ones included) bounds the copy.
+func (f *fsm) snapshotRoom() error {
+	if f.snapDir == "" {
+		return nil
+	}
+	m, err := f.st.Metrics()
+	if err != nil {
+		return err
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(f.snapDir, &st); err != nil {
+		return nil //nolint:nilerr // a filesystem that cannot tell is not guarded, as in store
+	}
+	need := m.DiskUsageBytes + f.st.MinFreeBytes()
+	if free := st.Bavail * uint64(st.Bsize); free < need {
+		return fmt.Errorf("raftnode: %w: no room for a snapshot of %s in %s: %s free, %s needed (the store's size and the minimum kept free)",
+			store.ErrDiskFull, mibs(m.DiskUsageBytes), f.snapDir, mibs(free), mibs(need))
+	}
+	return nil
+}
+
 // isDiskFull reports whether err, from raft's log, is a full disk: the operating system's
 // ENOSPC, or raft-wal's sealed segment, which is what appends return once a rotation to a new
 // segment failed for want of space.

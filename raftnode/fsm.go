@@ -37,6 +37,8 @@ type fsm struct {
 	// is applied (nor a snapshot taken) by this process.
 	stalled atomic.Pointer[error]
 	halted  atomic.Bool
+	// snapDir is raft's directory, where snapshots are written (snapshotRoom).
+	snapDir string
 
 	// applied is signalled (closed and replaced) after every apply and restore.
 	mu struct {
@@ -159,6 +161,9 @@ type snapshotHeader struct {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if f.halted.Load() { // the store is behind the entries raft counts as applied
 		return nil, errHalted
+	}
+	if err := f.snapshotRoom(); err != nil { // diskfull.go
+		return nil, err
 	}
 	start := time.Now()
 	cp, err := f.st.Checkpoint()

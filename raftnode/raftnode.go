@@ -144,6 +144,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, st: cfg.Store, log: cfg.Logger, stop: make(chan struct{})}
 	n.fsm = newFSM(cfg.Store, cfg.Logger, n.stop)
+	n.fsm.snapDir = cfg.Dir
 	n.metrics = n.fsm.metrics
 	if cfg.DialOptions == nil && cfg.TLS != nil {
 		cfg.DialOptions = PeerDialOptions(cfg.TLS)
