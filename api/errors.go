@@ -38,11 +38,6 @@ func apiKinds() []store.ErrorKind {
 // then check's. statusOf tries them in this order.
 var errorKinds = append(append(apiKinds(), raftnode.ErrorKinds()...), check.ErrorKinds()...)
 
-// kindDiskFull is the hook for the store's disk-full refusal: the sentinel that says so
-// registers under this name in store.ErrorKinds, and writes refused for want of space are
-// RESOURCE_EXHAUSTED. No sentinel has the name yet.
-const kindDiskFull = "disk_full"
-
 // kindCodes maps every kind to its gRPC code. Bad input is INVALID_ARGUMENT; a failed
 // precondition or limit is FAILED_PRECONDITION; only what a retry can fix is UNAVAILABLE;
 // INTERNAL is a broken node or a bug, and its message is not sent (statusOf). Codes follow
@@ -82,7 +77,7 @@ var kindCodes = map[string]codes.Code{
 	"delete_limit":          codes.FailedPrecondition,
 	"closed":                codes.Unavailable,
 	"restore_busy":          codes.Unavailable,
-	kindDiskFull:            codes.ResourceExhausted,
+	"disk_full":             codes.ResourceExhausted, // until space is freed
 	// check
 	"max_depth":          codes.FailedPrecondition,
 	"unknown_definition": codes.FailedPrecondition,

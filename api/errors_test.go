@@ -27,6 +27,7 @@ func TestStatusOf(t *testing.T) {
 		{errUnimplemented, codes.Unimplemented},
 		{errShuttingDown, codes.Unavailable},
 		{store.ErrClosed, codes.Unavailable},
+		{store.ErrDiskFull, codes.ResourceExhausted},
 		{store.ErrInvalid, codes.InvalidArgument},
 		{check.ErrInvalidRequest, codes.InvalidArgument},
 		{check.ErrCaveat, codes.InvalidArgument},

@@ -190,6 +190,7 @@ type storeCollector struct {
 	l0Files, l0Sublevels, readAmp, levelFiles, levelBytes                        *prometheus.Desc
 	cacheHits, cacheMisses, cacheBytes                                           *prometheus.Desc
 	diskUsage, liveTables, wal, memtables, fsAvail, fsSize, stalls, stallSeconds *prometheus.Desc
+	minFree                                                                      *prometheus.Desc
 }
 
 func newStoreCollector(st *store.Store) *storeCollector {
@@ -226,6 +227,7 @@ func newStoreCollector(st *store.Store) *storeCollector {
 		memtables:    d("memtable_bytes", "Memory held by Pebble's memtables."),
 		fsAvail:      d("filesystem_avail_bytes", "Free bytes this process may still use on the filesystem holding the store."),
 		fsSize:       d("filesystem_size_bytes", "Size in bytes of the filesystem holding the store."),
+		minFree:      d("filesystem_min_free_bytes", "Free bytes kept on the filesystem holding the store: below it writes fail with RESOURCE_EXHAUSTED (serve --min-free-mib)."),
 		stalls:       d("write_stalls_total", "Times Pebble delayed writes (too many memtables or L0 files) since the store was opened."),
 		stallSeconds: d("write_stall_seconds_total", "Time writes spent stalled by Pebble since the store was opened."),
 	}
@@ -239,6 +241,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.l0Files, c.l0Sublevels, c.readAmp, c.levelFiles, c.levelBytes,
 		c.cacheHits, c.cacheMisses, c.cacheBytes,
 		c.diskUsage, c.liveTables, c.wal, c.memtables, c.fsAvail, c.fsSize, c.stalls, c.stallSeconds,
+		c.minFree,
 	} {
 		ch <- d
 	}
@@ -288,6 +291,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.memtables, float64(m.MemtableBytes))
 	gauge(c.fsAvail, float64(m.FilesystemAvailBytes))
 	gauge(c.fsSize, float64(m.FilesystemSizeBytes))
+	gauge(c.minFree, float64(m.MinFreeBytes))
 	counter(c.stalls, float64(m.WriteStalls))
 	counter(c.stallSeconds, m.WriteStallTime.Seconds())
 }

@@ -77,13 +77,14 @@ func TestCheckAndStoreMetrics(t *testing.T) {
 		}
 	}
 	for name, min := range map[string]float64{
-		`kengen_check_subproblems_sum`:        3, // every check evaluates at least one
-		`kengen_check_depth_sum`:              1,
-		`kengen_store_retained_revisions`:     1,
-		`kengen_store_disk_usage_bytes`:       1,
-		`kengen_store_filesystem_size_bytes`:  1,
-		`kengen_store_flushes_total`:          1, // the Flush above
-		`kengen_store_level_files{level="0"}`: 1,
+		`kengen_check_subproblems_sum`:           3, // every check evaluates at least one
+		`kengen_check_depth_sum`:                 1,
+		`kengen_store_retained_revisions`:        1,
+		`kengen_store_disk_usage_bytes`:          1,
+		`kengen_store_filesystem_size_bytes`:     1,
+		`kengen_store_filesystem_min_free_bytes`: 16 << 20, // the default floor
+		`kengen_store_flushes_total`:             1,        // the Flush above
+		`kengen_store_level_files{level="0"}`:    1,
 	} {
 		if got[name] < min {
 			t.Errorf("%s = %v, want at least %v", name, got[name], min)

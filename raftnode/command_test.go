@@ -177,7 +177,7 @@ func TestFSMIdempotentApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	f := newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f := newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	entry := func(idx uint64, c *Command) *raft.Log {
 		c.At = time.Unix(1_700_000_000, 0)
 		data, err := c.Encode()

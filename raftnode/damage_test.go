@@ -470,7 +470,7 @@ func TestFSMSkipsOnlyTheEntryItApplied(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	f := newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f := newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	entry := func(idx, term uint64, doc string) *raft.Log {
 		c := &Command{Kind: KindBatch, At: time.Unix(1_700_000_000, 0), Batch: &store.Batch{Updates: []store.Update{viewer(doc, "sato")}}}
 		if doc == "" {
@@ -509,13 +509,13 @@ func TestFSMSkipsOnlyTheEntryItApplied(t *testing.T) {
 	}
 
 	// The applied index with another term is another entry: refused.
-	f = newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f = newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	f.logMatchesStore = true
 	if r := apply(entry(2, 3, "d")); !errors.Is(r.err, ErrDamagedLog) {
 		t.Fatalf("another entry at the applied index: %v, want ErrDamagedLog", r.err)
 	}
 	// With the log known to match, earlier entries are replays.
-	f = newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f = newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	f.logMatchesStore = true
 	if r := apply(entry(1, 2, "")); r.err != nil {
 		t.Fatalf("replay of an earlier entry: %v", r.err)

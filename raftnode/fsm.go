@@ -36,9 +36,19 @@ type fsm struct {
 	// below the applied revision that raft replays are then the ones the store applied.
 	// Only the FSM goroutine reads it after raft starts.
 	logMatchesStore bool
-	// halted is set when an entry at or below the applied revision is not the entry the
-	// store applied: the log and the store disagree, and the FSM applies nothing more.
-	halted error
+	// damaged is set when an entry at or below the applied revision is not the entry the
+	// store applied: the log and the store disagree, and the FSM applies nothing more. Only
+	// the FSM goroutine reads and writes it.
+	damaged error
+	// stop is the node's: closed when it stops, which ends a wait for disk space.
+	stop <-chan struct{}
+	// stalled is the store's ErrDiskFull while Apply waits for space (diskfull.go), nil
+	// otherwise; stopped is set when the node stopped during such a wait: no later entry
+	// is applied (nor a snapshot taken) by this process.
+	stalled atomic.Pointer[error]
+	stopped atomic.Bool
+	// snapDir is raft's directory, where snapshots are written (snapshotRoom).
+	snapDir string
 
 	// applied is signalled (closed and replaced) after every apply and restore.
 	mu struct {
@@ -54,8 +64,8 @@ type applyResult struct {
 	err error
 }
 
-func newFSM(st *store.Store, log *slog.Logger) *fsm {
-	f := &fsm{st: st, log: log, metrics: newMetrics()}
+func newFSM(st *store.Store, log *slog.Logger, stop <-chan struct{}) *fsm {
+	f := &fsm{st: st, log: log, metrics: newMetrics(), stop: stop}
 	f.mu.members = map[string]string{}
 	f.mu.applied = make(chan struct{})
 	return f
@@ -63,10 +73,17 @@ func newFSM(st *store.Store, log *slog.Logger) *fsm {
 
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
+	if f.stopped.Load() {
+		return applyResult{err: errHalted}
+	}
 	defer f.signal()
 	// metrics hook: apply latency and the applied index.
 	defer func(start time.Time) {
-		f.lastIndex.Store(l.Index)
+		// An entry refused for a damaged log, or left when the node stopped waiting for disk
+		// space (diskfull.go), was not applied.
+		if !f.stopped.Load() && f.damaged == nil {
+			f.lastIndex.Store(l.Index)
+		}
 		f.metrics.applyDuration.Observe(since(start))
 	}(time.Now())
 	rev := store.Revision(l.Index)
@@ -82,8 +99,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.log.Error("raftnode: skipping an entry", "index", l.Index, "error", err)
 		return applyResult{err: err}
 	}
-	if f.halted != nil {
-		return applyResult{err: f.halted}
+	if f.damaged != nil {
+		return applyResult{err: f.damaged}
 	}
 	entry := store.Entry{Index: rev, Term: l.Term}
 	if applied := f.st.AppliedEntry(); rev <= applied.Index {
@@ -91,10 +108,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 			// Acknowledging it would report a write this store never made (issue 11: a log
 			// truncated below the store handed out its old indexes again). Refuse it and
 			// everything after it; at the next start checkLog refuses the node.
-			f.halted = fmt.Errorf("%w: entry %d (term %d) is at or below the store's applied revision %d (term %d) but is not the entry the store applied; this node applies nothing more until it is repaired",
+			f.damaged = fmt.Errorf("%w: entry %d (term %d) is at or below the store's applied revision %d (term %d) but is not the entry the store applied; this node applies nothing more until it is repaired",
 				ErrDamagedLog, rev, l.Term, applied.Index, applied.Term)
-			f.log.Error(f.halted.Error())
-			return applyResult{err: f.halted}
+			f.log.Error(f.damaged.Error())
+			return applyResult{err: f.damaged}
 		}
 		if cmd.Kind == KindMember {
 			f.setMember(cmd.Member)
@@ -104,17 +121,21 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if cmd.Kind == KindMember {
 		f.setMember(cmd.Member)
 	}
-	switch cmd.Kind {
-	case KindSchema:
-		err := f.st.WriteSchema(entry, cmd.At, cmd.Schema)
-		return applyResult{res: store.Result{Revision: rev}, err: err}
-	case KindBatch:
-		res, err := f.st.Apply(entry, cmd.At, cmd.Batch)
-		return applyResult{res: res, err: err}
-	default: // KindMember: advance the revision only
-		res, err := f.st.Apply(entry, cmd.At, &store.Batch{})
-		return applyResult{res: res, err: err}
-	}
+	// The store refuses an entry for want of space before writing anything; that refusal is
+	// this node's, not the entry's, so the entry is retried until space returns (diskfull.go).
+	return f.whenSpace(func() applyResult {
+		switch cmd.Kind {
+		case KindSchema:
+			err := f.st.WriteSchema(entry, cmd.At, cmd.Schema)
+			return applyResult{res: store.Result{Revision: rev}, err: err}
+		case KindBatch:
+			res, err := f.st.Apply(entry, cmd.At, cmd.Batch)
+			return applyResult{res: res, err: err}
+		default: // KindMember: advance the revision only
+			res, err := f.st.Apply(entry, cmd.At, &store.Batch{})
+			return applyResult{res: res, err: err}
+		}
+	})
 }
 
 // isReplay reports whether e, at or below the store's applied entry, is one the store has
@@ -179,6 +200,15 @@ type snapshotHeader struct {
 // Snapshot implements raft.FSM. It runs between applies, so the checkpoint holds exactly the
 // entries applied so far; Persist streams it while applies go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if f.stopped.Load() { // the store is behind the entries raft counts as applied
+		return nil, errHalted
+	}
+	if f.damaged != nil {
+		return nil, f.damaged
+	}
+	if err := f.snapshotRoom(); err != nil { // diskfull.go
+		return nil, err
+	}
 	start := time.Now()
 	cp, err := f.st.Checkpoint()
 	if err != nil {
@@ -268,7 +298,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	// The store is now the snapshot's, and raft goes on from the snapshot's index.
-	f.logMatchesStore, f.halted = true, nil
+	f.logMatchesStore, f.damaged = true, nil
 	f.restores.Add(1)
 	// metrics hook: a snapshot restored.
 	f.metrics.restoreDuration.Observe(since(start))

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
 )
 
 // checkedLog is raft's log and stable store: raft-wal, with a CRC-32C over every entry.
@@ -31,7 +30,7 @@ import (
 // first index written with checksums (keyChecksummedFrom), and an entry below it without a
 // checksum is accepted as it is. An entry at or above it must carry a valid one.
 type checkedLog struct {
-	*wal.WAL
+	rawLog
 	log *slog.Logger
 	// from is the first index written with checksums.
 	from uint64
@@ -50,11 +49,19 @@ const checksumLen = 5
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// rawLog is the log under the checksums: raft-wal, in a node behind walLog's free-space floor.
+type rawLog interface {
+	raft.LogStore
+	raft.StableStore
+	IsMonotonic() bool
+	Close() error
+}
+
 // openCheckedLog wraps an open raft-wal log. A log without the stable-store record (a new
 // one, or one written by a build without checksums) gets it now: every entry after its last
 // one is checksummed.
-func openCheckedLog(w *wal.WAL, log *slog.Logger) (*checkedLog, error) {
-	c := &checkedLog{WAL: w, log: log}
+func openCheckedLog(w rawLog, log *slog.Logger) (*checkedLog, error) {
+	c := &checkedLog{rawLog: w, log: log}
 	raw, err := w.Get(keyChecksummedFrom)
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: reading the raft log's checksum record: %w", err)
@@ -115,7 +122,7 @@ func (c *checkedLog) StoreLogs(logs []*raft.Log) error {
 		copies[i].Extensions = exts[start:len(exts):len(exts)]
 		ptrs[i] = &copies[i]
 	}
-	return c.WAL.StoreLogs(ptrs)
+	return c.rawLog.StoreLogs(ptrs)
 }
 
 // GetLog implements raft.LogStore. A damaged entry is logged and reported as
@@ -140,7 +147,7 @@ func (c *checkedLog) readEntry(index uint64, l *raft.Log) (err error) {
 			err = fmt.Errorf("%w: entry %d does not decode: %v", ErrDamagedLog, index, p)
 		}
 	}()
-	if err := c.WAL.GetLog(index, l); err != nil {
+	if err := c.rawLog.GetLog(index, l); err != nil {
 		if errors.Is(err, raft.ErrLogNotFound) {
 			return err
 		}

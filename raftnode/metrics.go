@@ -181,6 +181,9 @@ func (n *Node) Ready() error {
 	if n.raft.State() == raft.Shutdown {
 		return fmt.Errorf("%w: raft on node %s is shut down", ErrNotReady, n.cfg.NodeID)
 	}
+	if err := n.fsm.stalledErr(); err != nil { // diskfull.go
+		return fmt.Errorf("%w: node %s cannot apply committed entries: %w", ErrNotReady, n.cfg.NodeID, err)
+	}
 	if n.Leader() == "" {
 		return fmt.Errorf("%w: node %s knows no leader", ErrNotReady, n.cfg.NodeID)
 	}

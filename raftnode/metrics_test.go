@@ -254,7 +254,7 @@ func TestMetricsSnapshotRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		return newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		return newFSM(st, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	}
 	src, dst := open(), open()
 	snap, err := src.Snapshot()

@@ -139,9 +139,9 @@ func otherMembers(dir, nodeID string) []string {
 		}
 	}
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(filepath.Join(dir, "wal"), wal.WithMetaStore(meta))
+	w, err := wal.Open(filepath.Join(dir, "wal"), wal.WithMetaStore(meta), wal.WithSegmentSize(DefaultSegmentSize))
 	if err == nil {
-		logs := &checkedLog{WAL: w, log: slog.New(slog.NewTextHandler(io.Discard, nil)), from: ^uint64(0)}
+		logs := &checkedLog{rawLog: w, log: slog.New(slog.NewTextHandler(io.Discard, nil)), from: ^uint64(0)}
 		if raw, err := w.Get(keyChecksummedFrom); err == nil && len(raw) == 8 {
 			logs.from = binary.LittleEndian.Uint64(raw)
 		}
@@ -230,7 +230,7 @@ func newLog(dir string, stable map[string][]byte, term uint64) (*wal.WAL, *metad
 		return nil, nil, fmt.Errorf("raftnode: repair: %w", err)
 	}
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(walDir, wal.WithMetaStore(meta))
+	w, err := wal.Open(walDir, wal.WithMetaStore(meta), wal.WithSegmentSize(DefaultSegmentSize))
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("raftnode: repair: creating the raft log in %s: %w", walDir, err), meta.Close())
 	}

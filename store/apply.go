@@ -36,6 +36,11 @@ func (s *Store) Apply(e Entry, at time.Time, b *Batch) (Result, error) {
 	if err := s.checkRevision(rev); err != nil {
 		return Result{}, err
 	}
+	// Before anything is written, the refused-entry marker included: a write refused for want
+	// of space must be retried, not recorded as refused.
+	if err := s.CheckFreeSpace(); err != nil {
+		return Result{}, err
+	}
 	if b == nil {
 		b = &Batch{}
 	}
@@ -434,6 +439,9 @@ func (s *Store) WriteSchema(e Entry, at time.Time, text string) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err := s.checkRevision(rev); err != nil {
+		return err
+	}
+	if err := s.CheckFreeSpace(); err != nil {
 		return err
 	}
 	sch, err := schema.Parse(text)

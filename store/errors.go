@@ -38,6 +38,10 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrRestoreBusy is a Restore that gave up waiting for open Readers to close.
 	ErrRestoreBusy = errors.New("store: readers still open, restore postponed")
+	// ErrDiskFull is a write refused because a filesystem the node writes to (the store's, or
+	// the raft log's) has less free space than the minimum kept free (CheckFreeSpace). Nothing
+	// of the write was done; writes succeed again once space is freed (RESOURCE_EXHAUSTED).
+	ErrDiskFull = errors.New("store: disk full")
 )
 
 // ErrorKind gives a sentinel error a stable name: the name an error travels under between
@@ -67,5 +71,6 @@ func ErrorKinds() []ErrorKind {
 		{Name: "delete_limit", Err: ErrDeleteLimit},
 		{Name: "closed", Err: ErrClosed},
 		{Name: "restore_busy", Err: ErrRestoreBusy},
+		{Name: "disk_full", Err: ErrDiskFull},
 	}
 }

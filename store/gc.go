@@ -26,6 +26,10 @@ func (s *Store) CollectGarbage(now time.Time) (removed int, err error) {
 	}
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
+	// Collecting writes tombstones before compactions free anything.
+	if err := s.CheckFreeSpace(); err != nil {
+		return 0, err
+	}
 
 	target, err := s.retentionTarget(now)
 	if err != nil {
@@ -189,7 +193,7 @@ func (s *Store) collectPeriodically() {
 		case <-s.stopGC:
 			return
 		case <-t.C:
-			if _, err := s.CollectGarbage(time.Now()); err != nil && !errors.Is(err, ErrClosed) {
+			if _, err := s.CollectGarbage(time.Now()); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrDiskFull) {
 				s.opts.Logger.Printf("store: garbage collection: %v", err)
 			}
 		}

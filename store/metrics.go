@@ -52,6 +52,9 @@ type Metrics struct {
 	// store: space this process may still use, and its size. Both are 0 when the filesystem
 	// cannot tell (an in-memory store reports what vfs.MemFS reports).
 	FilesystemAvailBytes, FilesystemSizeBytes uint64
+	// MinFreeBytes is the free space kept on that filesystem: below it writes are refused
+	// with ErrDiskFull (Options.MinFreeBytes); 0 when the guard is off or the size unknown.
+	MinFreeBytes uint64
 	// WriteStalls counts the times Pebble delayed writes (too many memtables or L0 files)
 	// since Open; WriteStallTime is how long writes were stalled in total, the ongoing stall
 	// included.
@@ -107,6 +110,7 @@ func (s *Store) Metrics() (Metrics, error) {
 	m.WriteStalls, m.WriteStallTime = s.stalls.read()
 	if du, err := s.opts.FS.GetDiskUsage(s.dir); err == nil {
 		m.FilesystemAvailBytes, m.FilesystemSizeBytes = du.AvailBytes, du.TotalBytes
+		m.MinFreeBytes = s.minFree(du.TotalBytes)
 	}
 	return m, nil
 }

@@ -55,6 +55,11 @@ type Options struct {
 	// ClosureLimit bounds one object's closure in the Leopard index (leopard.go); an object
 	// whose closure is larger is walked instead. 0 is DefaultClosureLimit.
 	ClosureLimit int
+	// MinFreeBytes is the free space kept on the store's filesystem (and on the others
+	// CheckFreeSpace is asked about): below it writes fail with ErrDiskFull, before Pebble
+	// meets a full disk. 0 is 5% of the filesystem, at least 16 MiB and at most 1 GiB;
+	// a negative value turns the guard off (diskspace.go).
+	MinFreeBytes int64
 	// NoClosureIndex turns the Leopard index off: no closure is maintained and Reader.Indexed
 	// reports false, so every recursion is walked. For comparison (write cost with the index
 	// off); a store must be opened with the same setting it was written with.
@@ -109,6 +114,13 @@ type Store struct {
 
 	stopGC chan struct{}
 	gcDone chan struct{}
+
+	// fsMu.same remembers which directories CheckFreeSpace was given share the store's
+	// filesystem (diskspace.go).
+	fsMu struct {
+		sync.Mutex
+		same map[string]bool
+	}
 
 	// stalls counts Pebble's write stalls for Metrics (metrics.go).
 	stalls *writeStalls

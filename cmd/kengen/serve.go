@@ -40,8 +40,8 @@ const (
 	raftDir  = "raft"
 	// leaderWait is how often serve says why it still waits to be ready.
 	leaderWait = 30 * time.Second
-	// shutdownGrace is how long a stopping server waits for in-flight requests.
-	shutdownGrace = 30 * time.Second
+	// defaultShutdownTimeout bounds how long a stopping node takes (--shutdown-timeout).
+	defaultShutdownTimeout = 10 * time.Second
 )
 
 type serveFlags struct {
@@ -54,6 +54,9 @@ type serveFlags struct {
 	maxBulkItems          int
 	retention             time.Duration
 	maxDepth              int
+	segmentMiB            int
+	minFreeMiB            int64
+	shutdownTimeout       time.Duration
 
 	nodeID, raftAddr, join string
 	bootstrap              bool
@@ -84,7 +87,16 @@ TLS: the Raft transport, and the writes and admin calls they forward to each oth
 port. The gRPC port then serves TLS with --grpc-tls-cert if given (it must be signed by the
 same CA), else with the Raft certificate.
 
-SIGINT or SIGTERM stops the node: in-flight requests finish, then the store is closed.`,
+Below a minimum of free space on the data directory's filesystem (--min-free-mib) writes
+fail with RESOURCE_EXHAUSTED naming the filesystem, reads go on, and writes succeed again
+once space is freed.
+
+SIGINT or SIGTERM stops the node within --shutdown-timeout: in-flight requests get half of
+it to finish and are then cancelled, then raft stops and the store is closed; whatever is
+still stuck after the timeout is abandoned and the process exits (raft's log is fsynced and
+each entry is applied atomically, so the next start opens the directory and replays what
+was not applied). One data directory serves one process: a second one is refused with the
+first one's pid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), c, &sf)
@@ -102,6 +114,9 @@ SIGINT or SIGTERM stops the node: in-flight requests finish, then the store is c
 	f.IntVar(&sf.maxBulkItems, "max-check-bulk-items", api.DefaultMaxCheckBulkItems, "most items one CheckBulkPermissions call may carry")
 	f.DurationVar(&sf.retention, "retention", store.DefaultRetention, "how long old revisions stay readable (at_exact_snapshot)")
 	f.IntVar(&sf.maxDepth, "check-max-depth", check.DefaultMaxDepth, "most relations one check path may traverse")
+	f.IntVar(&sf.segmentMiB, "raft-segment-mib", raftnode.DefaultSegmentSize>>20, "size in MiB of a raft log segment, allocated whole when it starts; the log is deleted by whole segments")
+	f.Int64Var(&sf.minFreeMiB, "min-free-mib", 0, "free space in MiB kept on the data directory's filesystem: below it writes are refused (0: 5% of the filesystem, at least 16 MiB, at most 1 GiB; -1: no minimum)")
+	f.DurationVar(&sf.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "longest a stop (SIGINT, SIGTERM) takes; in-flight requests get half of it")
 	f.StringVar(&sf.nodeID, "node-id", defaultNodeID, "this node's id in the cluster; never change it for a data directory")
 	f.StringVar(&sf.raftAddr, "raft-addr", "", "address of the Raft transport, reachable by the other nodes (default "+defaultRaftAddr+", or a free port when --grpc-addr asks for one)")
 	f.BoolVar(&sf.bootstrap, "bootstrap", false, "start a new cluster with this node as its only voter (implied without --join)")
@@ -116,6 +131,15 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	var tlsConf *tls.Config
 	if (sf.tlsCert == "") != (sf.tlsKey == "") {
 		return errors.New("--grpc-tls-cert and --grpc-tls-key go together; give both or neither")
+	}
+	if sf.segmentMiB < 1 {
+		return fmt.Errorf("--raft-segment-mib %d: a segment needs at least 1 MiB", sf.segmentMiB)
+	}
+	if sf.minFreeMiB < -1 {
+		return fmt.Errorf("--min-free-mib %d: give a size in MiB, 0 for the default or -1 for no minimum", sf.minFreeMiB)
+	}
+	if sf.shutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout %s: give a positive duration", sf.shutdownTimeout)
 	}
 	if sf.blockCacheMiB < 1 {
 		return fmt.Errorf("--block-cache-mib %d: the block cache needs at least 1 MiB", sf.blockCacheMiB)
@@ -142,6 +166,16 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
+	unlock, err := lockDataDir(c.dataDir) // lock.go: before anything in it is opened
+	if err != nil {
+		return err
+	}
+	clean := true // false once a stop timed out: the lock then lasts until the process exits
+	defer func() {
+		if clean {
+			unlock()
+		}
+	}()
 	keys := sf.keys
 	if len(keys) == 0 {
 		key, created, err := localKey(c.dataDir)
@@ -169,7 +203,11 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	// raftnode (replaying the log above the last snapshot, or restoring the snapshot when the
 	// store is behind it). One fsync per write instead of two per write per node
 	// (docs/raft.md has the measured difference).
-	stOpts := store.Options{Retention: sf.retention, NoSync: true, CacheSize: sf.blockCacheMiB << 20}
+	stOpts := store.Options{Retention: sf.retention, NoSync: true, CacheSize: sf.blockCacheMiB << 20,
+		MinFreeBytes: sf.minFreeMiB << 20}
+	if sf.minFreeMiB < 0 {
+		stOpts.MinFreeBytes = -1
+	}
 	if err := store.FinishRestore(filepath.Join(c.dataDir, storeDir), stOpts); err != nil {
 		lis.Close()
 		return err
@@ -178,6 +216,13 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	if err != nil {
 		lis.Close()
 		return err
+	}
+	// When writes are refused for want of space, raft's own entries (read barriers) still
+	// append, and its log refuses appends below one segment and 1 MiB (raftnode/wallog.go):
+	// the writes' minimum must be above that, two segments.
+	if minFree := st.MinFreeBytes(); sf.minFreeMiB >= 0 && minFree > 0 && minFree < 2*uint64(sf.segmentMiB)<<20 {
+		lis.Close()
+		return errors.Join(fmt.Errorf("the %d MiB kept free on the data directory's filesystem (--min-free-mib) is less than two raft log segments (--raft-segment-mib %d): lower the segment size or raise the minimum", minFree>>20, sf.segmentMiB), st.Close())
 	}
 	logger := slog.New(slog.NewTextHandler(c.stderr, nil))
 	// One registry for every layer: runtime, raft (raftnode/metrics.go), api, check, store.
@@ -260,18 +305,48 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
-		fmt.Fprintln(c.stdout, "kengen: stopping: finishing in-flight requests")
+		fmt.Fprintf(c.stdout, "kengen: stopping (within %s): finishing in-flight requests\n", sf.shutdownTimeout)
 	case serveErr = <-serveDone:
 		serveDone <- nil
 	}
-	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	srv.Stop(stopCtx)
+	// The whole stop is bounded: requests get half the timeout, then are cancelled; raft and
+	// the store get the rest. What is still stuck then (an apply waiting on a disk) is left to
+	// the process's exit, which loses nothing: raft's log is fsynced, each entry is applied in
+	// one atomic batch, and the next start replays what was not applied.
+	stopped := make(chan error, 1)
+	go func() {
+		requests, cancel := context.WithTimeout(context.Background(), sf.shutdownTimeout/2)
+		defer cancel()
+		stopped <- stopServing(c, srv, serveDone, metricsSrv, metricsDone, node, st, requests)
+	}()
+	timer := time.NewTimer(sf.shutdownTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-stopped:
+		serveErr = errors.Join(serveErr, err)
+	case <-timer.C:
+		clean = false // parts of this process still hold the directory until it exits
+		return errors.Join(serveErr, fmt.Errorf("stopping took longer than --shutdown-timeout %s; exiting without waiting for raft and the store (the next start replays the log)", sf.shutdownTimeout))
+	}
+	if serveErr == nil {
+		fmt.Fprintln(c.stdout, "kengen: stopped; store closed")
+	}
+	return serveErr
+}
+
+// stopServing stops the gRPC server (gracefully until requests ends, then by cancelling what
+// is in flight), the metrics listener, raft, and the store, in that order.
+func stopServing(c *cli, srv *api.Server, serveDone chan error, metricsSrv *http.Server, metricsDone chan error,
+	node *raftnode.Node, st *store.Store, requests context.Context) error {
+	var serveErr error
+	srv.Stop(requests)
 	if err := <-serveDone; err != nil { // nil after a stop
 		fmt.Fprintln(c.stderr, "kengen: serving ended with:", err)
 	}
 	if metricsSrv != nil {
-		_ = metricsSrv.Shutdown(stopCtx)
+		if err := metricsSrv.Shutdown(requests); err != nil {
+			_ = metricsSrv.Close()
+		}
 		if err := <-metricsDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr = errors.Join(serveErr, err)
 		}
@@ -281,9 +356,6 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	}
 	if err := st.Close(); err != nil {
 		return errors.Join(serveErr, fmt.Errorf("closing the store: %w", err))
-	}
-	if serveErr == nil {
-		fmt.Fprintln(c.stdout, "kengen: stopped; store closed")
 	}
 	return serveErr
 }
@@ -298,16 +370,17 @@ func openNode(c *cli, sf *serveFlags, st *store.Store, grpcAddr, token string, l
 		}
 	}
 	node, err := raftnode.Open(raftnode.Config{
-		NodeID:     sf.nodeID,
-		RaftAddr:   raftAddr,
-		GRPCAddr:   grpcAddr,
-		Dir:        filepath.Join(c.dataDir, raftDir),
-		Store:      st,
-		Bootstrap:  sf.bootstrap || sf.join == "",
-		Token:      token,
-		TLS:        sf.raftTLS,
-		Logger:     logger,
-		Registerer: reg,
+		NodeID:      sf.nodeID,
+		RaftAddr:    raftAddr,
+		GRPCAddr:    grpcAddr,
+		Dir:         filepath.Join(c.dataDir, raftDir),
+		Store:       st,
+		Bootstrap:   sf.bootstrap || sf.join == "",
+		SegmentSize: sf.segmentMiB << 20,
+		Token:       token,
+		TLS:         sf.raftTLS,
+		Logger:      logger,
+		Registerer:  reg,
 	})
 	if errors.Is(err, raftnode.ErrDamagedLog) {
 		return nil, fmt.Errorf("refusing to start: %w\nwith the node stopped, repair it: `kengen repair --data-dir %s --from-cluster` on a member of a cluster whose other members are healthy (the leader fills the node again), or `kengen repair --data-dir %s --from-store --node-id %s --raft-addr %s` on a single node (the log restarts from the store); both keep the damaged files beside the new ones (docs/raft.md, \"Repairing a node\")",
