@@ -22,7 +22,7 @@ func TestDiskFullRefusesWritesKeepsReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := s.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		t.Fatal(err)
 	}
 	mustApply(t, s, 2, t0, creates(t, "deal:1#owner@user:a"))
@@ -31,11 +31,11 @@ func TestDiskFullRefusesWritesKeepsReads(t *testing.T) {
 	}
 
 	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 15 << 20, TotalBytes: total, UsedBytes: 85 << 20})
-	_, err = s.Apply(3, t0, creates(t, "deal:2#owner@user:a"))
+	_, err = s.Apply(Entry{Index: 3}, t0, creates(t, "deal:2#owner@user:a"))
 	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "db has 15.0 MiB free") || !strings.Contains(err.Error(), "16.0 MiB kept free") {
 		t.Fatalf("apply on a full disk: %v, want ErrDiskFull naming the directory and the figures", err)
 	}
-	if err := s.WriteSchema(3, t0, dealSchema); !errors.Is(err, ErrDiskFull) {
+	if err := s.WriteSchema(Entry{Index: 3}, t0, dealSchema); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("schema write on a full disk: %v", err)
 	}
 	if _, err := s.CollectGarbage(t0.Add(time.Hour)); !errors.Is(err, ErrDiskFull) {
@@ -62,7 +62,7 @@ func TestDiskFullRefusesWritesKeepsReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if err := s2.WriteSchema(1, t0, dealSchema); !errors.Is(err, ErrDiskFull) {
+	if err := s2.WriteSchema(Entry{Index: 1}, t0, dealSchema); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("40 MiB free with 50 MiB kept free: %v", err)
 	}
 	s3, err := Open("db3", Options{FS: fs, NoSync: true, GCInterval: -1, MinFreeBytes: -1})
@@ -71,7 +71,7 @@ func TestDiskFullRefusesWritesKeepsReads(t *testing.T) {
 	}
 	defer s3.Close()
 	fs.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1, TotalBytes: total, UsedBytes: total - 1})
-	if err := s3.WriteSchema(1, t0, dealSchema); err != nil {
+	if err := s3.WriteSchema(Entry{Index: 1}, t0, dealSchema); err != nil {
 		t.Fatalf("guard off: %v", err)
 	}
 }
