@@ -151,6 +151,10 @@ func (s *Store) build(rev Revision, at time.Time, b *Batch) (*pebble.Batch, Resu
 			return w.wb, res, 0, err
 		}
 	}
+	// Expired versions end here, at the batch's time (expiry.go).
+	if err := w.expire(expireLimit); err != nil {
+		return w.wb, res, 0, err
+	}
 	if err := w.checkLimits(sch, limited); err != nil {
 		return w.wb, res, 0, err
 	}
@@ -301,6 +305,9 @@ func (w *writer) markDeleted(k, old []byte) error {
 	if err := w.wb.Set(append(reversePrefix(nil, &rel), k[len(k)-8:]...), v, nil); err != nil {
 		return err
 	}
+	if err := w.unindexExpiry(k, &rel); err != nil {
+		return err
+	}
 	w.counts[string(countKey(&rel))]--
 	return nil
 }
@@ -311,10 +318,14 @@ func (w *writer) putVersion(rel *Relationship) error {
 	if err != nil {
 		return err
 	}
-	if err := w.wb.Set(appendCreated(forwardPrefix(nil, rel), w.rev), v, nil); err != nil {
+	k := appendCreated(forwardPrefix(nil, rel), w.rev)
+	if err := w.wb.Set(k, v, nil); err != nil {
 		return err
 	}
 	if err := w.wb.Set(appendCreated(reversePrefix(nil, rel), w.rev), v, nil); err != nil {
+		return err
+	}
+	if err := w.indexExpiry(k, rel); err != nil {
 		return err
 	}
 	w.counts[string(countKey(rel))]++
@@ -428,9 +439,17 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	if err := s.checkRevision(rev); err != nil {
 		return err
 	}
+	wb := s.db.NewIndexedBatch()
+	defer wb.Close()
 	sch, err := schema.Parse(text)
+	// Expired relationships count for nothing: collect them before the stranding check.
+	var expired []Update
+	var delta int64
 	if err == nil {
-		err = s.checkStranding(sch)
+		expired, delta, err = s.expireAll(wb, rev, at)
+	}
+	if err == nil {
+		err = s.checkStranding(wb, sch)
 	}
 	if err == nil {
 		old, _, _ := s.Schema()
@@ -442,8 +461,6 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 		}
 		return err
 	}
-	wb := s.db.NewIndexedBatch()
-	defer wb.Close()
 	if err := wb.Set(revKey(prefixSchema, rev), []byte(text), nil); err != nil {
 		return err
 	}
@@ -451,7 +468,7 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	if err := s.reindexClosures(wb, rev, at, old, sch); err != nil {
 		return err
 	}
-	if err := s.finish(wb, rev, &changeEntry{at: at, kind: changeSchema}); err != nil {
+	if err := s.finish(wb, rev, &changeEntry{at: at, kind: changeSchema, updates: expired}); err != nil {
 		return err
 	}
 	if err := wb.Commit(s.writeOpts); err != nil {
@@ -460,6 +477,7 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	s.mu.Lock()
 	s.mu.schema, s.mu.schemaText, s.mu.schemaRev = sch, text, rev
 	s.mu.Unlock()
+	s.relationships.Add(delta)
 	s.applied.Store(uint64(rev))
 	s.latest.Store(&revisionAt{rev, at})
 	s.advanced()
@@ -552,10 +570,10 @@ func (s *Store) overLimit(typ, relation string, limit int, at time.Time) (string
 	return fmt.Sprintf("relation %s#%s: limit %d, but %d objects hold more: %s", typ, relation, limit, objects, strings.Join(over, ", ")), nil
 }
 
-// checkStranding refuses sch if a stored relationship shape is no longer admitted by it.
-func (s *Store) checkStranding(sch *schema.Schema) error {
+// checkStranding refuses sch if a relationship shape stored in r is no longer admitted by it.
+func (s *Store) checkStranding(r pebble.Reader, sch *schema.Schema) error {
 	var problems []string
-	err := scanPrefix(s.db, []byte{prefixCount}, func(k, v []byte) (bool, error) {
+	err := scanPrefix(r, []byte{prefixCount}, func(k, v []byte) (bool, error) {
 		n := decodeRev(v)
 		if n == 0 {
 			return true, nil
