@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -115,6 +116,9 @@ type Node struct {
 	// metrics is fsm's, shared by the node's own hooks (metrics.go).
 	metrics *metrics
 
+	// clockEntries counts the clock entries this node proposed (clock.go).
+	clockEntries atomic.Int64
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -198,6 +202,8 @@ func Open(cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go n.register()
 	}
+	n.wg.Add(1)
+	go n.runClock()
 	return n, nil
 }
 
