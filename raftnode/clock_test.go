@@ -2,6 +2,8 @@ package raftnode
 
 import (
 	"fmt"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -146,4 +148,58 @@ func TestExpirationWithoutWrites(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// TestExpirationDelay measures how long after its expiration a relationship stops showing on
+// the first and on the last of three nodes, with no writes (docs/raft.md: expiration). It only
+// measures: KENGEN_EXPIRY_DELAY=1 runs it.
+func TestExpirationDelay(t *testing.T) {
+	if os.Getenv("KENGEN_EXPIRY_DELAY") != "1" {
+		t.Skip("a measurement: KENGEN_EXPIRY_DELAY=1 runs it")
+	}
+	nodes := startCluster(t, nil)
+	ctx := ctxT(t)
+	if _, err := nodes[0].node.Writer().WriteSchema(ctx, expirySchema); err != nil {
+		t.Fatal(err)
+	}
+	const runs = 7
+	var firsts, lasts []time.Duration
+	for i := range runs {
+		doc := fmt.Sprint("delay-", i)
+		exp := time.Now().Add(time.Second)
+		res, err := nodes[0].node.Writer().Apply(ctx, &store.Batch{Updates: []store.Update{expiringViewer(doc, "u", exp)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tn := range nodes {
+			if err := tn.node.WaitApplied(ctx, res.Revision); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gone := make([]time.Duration, len(nodes))
+		for left := len(nodes); left > 0; {
+			if time.Since(exp) > 20*time.Second {
+				t.Fatal("not expired after 20 s")
+			}
+			for j, tn := range nodes {
+				if gone[j] != 0 {
+					continue
+				}
+				if ok, err := tn.has(0, doc, "u"); err != nil {
+					t.Fatal(err)
+				} else if !ok {
+					gone[j] = time.Since(exp)
+					left--
+				}
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		slices.Sort(gone)
+		firsts, lasts = append(firsts, gone[0]), append(lasts, gone[len(gone)-1])
+		t.Logf("run %d: first node %v, last node %v after the expiration", i, gone[0].Round(time.Millisecond), gone[len(gone)-1].Round(time.Millisecond))
+	}
+	slices.Sort(firsts)
+	slices.Sort(lasts)
+	t.Logf("median of %d runs: first node %v, last node %v; worst last %v", runs,
+		firsts[runs/2].Round(time.Millisecond), lasts[runs/2].Round(time.Millisecond), lasts[runs-1].Round(time.Millisecond))
 }
