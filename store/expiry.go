@@ -86,9 +86,17 @@ func (w *writer) unindexExpiry(k []byte, rel *Relationship) error {
 // expire ends the live versions expired at the writer's time, at most limit of them (0 for
 // all), soonest first, and records them in the change log as opExpire.
 func (w *writer) expire(limit int) error {
+	bound := expiredBound(w.at)
+	if w.pre != nil && !w.wroteExpired() {
+		// One seek in the state before the batch: in the common case nothing has expired, and
+		// the scan below (an iterator over the batch and the store) is not needed.
+		if !w.pre.SeekGE([]byte{prefixExpiry}) || bytes.Compare(w.pre.Key(), bound) >= 0 {
+			return w.pre.Error()
+		}
+	}
 	var keys [][]byte
 	// The batch's own view: versions the batch already ended have left the index.
-	err := scanRange(w.wb, []byte{prefixExpiry}, expiredBound(w.at), func(k, _ []byte) (bool, error) {
+	err := scanRange(w.wb, []byte{prefixExpiry}, bound, func(k, _ []byte) (bool, error) {
 		keys = append(keys, bytes.Clone(k))
 		return limit == 0 || len(keys) < limit, nil
 	})
@@ -128,6 +136,17 @@ func (w *writer) expire(limit int) error {
 		w.change.updates = append(w.change.updates, Update{Op: opExpire, Relationship: rel})
 	}
 	return nil
+}
+
+// wroteExpired reports whether the batch wrote a version already expired at its time.
+func (w *writer) wroteExpired() bool {
+	for i := range w.change.updates {
+		u := &w.change.updates[i]
+		if (u.Op == OpTouch || u.Op == OpCreate) && !u.Relationship.Expiration.IsZero() && !u.Relationship.Expiration.After(w.at) {
+			return true
+		}
+	}
+	return false
 }
 
 // expireAll collects into wb every version expired at `at`, with its live counts, for
