@@ -71,7 +71,7 @@ definition doc {
 	for _, cn := range nodes {
 		pollUntil(t, cn.id+" denies at minimize_latency after the expiration", func() error {
 			if p, err := cn.check(t, minimizeLatency(), "doc:1", "view", "user:a"); err != nil || p != no {
-				return fmt.Errorf("%v %v", p, err)
+				return fmt.Errorf("%v: %w", p, err)
 			}
 			return nil
 		})

@@ -119,7 +119,7 @@ func expiresEverywhere(t *testing.T, nodes []*testNode, doc string, in time.Dura
 	for _, tn := range nodes {
 		eventually(t, tn.id+" stops showing the expired relationship", func() error {
 			if ok, err := tn.has(0, doc, "u"); err != nil || ok {
-				return fmt.Errorf("still visible at revision %d (err %v)", tn.st.Revision(), err)
+				return fmt.Errorf("still visible at revision %d (err %w)", tn.st.Revision(), err)
 			}
 			return nil
 		})
