@@ -18,9 +18,10 @@ import (
 // Every node runs the loop; only the leader acts, so a new leader takes over at its next
 // tick. A clock entry the store refuses, or one that fails (leadership lost, no quorum),
 // is retried after a growing pause, not at every tick. A leader clock that jumps back
-// proposes nothing until it passes the pending expiration again (what was collected stays
-// collected); one that jumps forward expires relationships early by the jump, as it would
-// judge any write's time.
+// proposes nothing until it passes the pending expiration again, and the store raises the
+// time of entries dated before the latest revision to that revision's time, so nothing hidden
+// shows again; one that jumps forward expires relationships early by the jump, as it would
+// date any write.
 const (
 	// clockInterval is how often the leader looks at the next pending expiration: a
 	// relationship stops counting within about this long (plus one commit) of expiring.

@@ -15,7 +15,8 @@ import (
 )
 
 // Apply applies one write batch at revision rev, with `at` the batch's time (under Raft the
-// leader's clock, carried in the log entry so every node uses the same one). rev must be above
+// leader's clock, carried in the log entry so every node uses the same one; an `at` before the
+// latest revision's time is raised to it, so revision times never go back). rev must be above
 // Revision(), else ErrStaleRevision and nothing changes.
 //
 // The batch is all or nothing: preconditions are evaluated at the state before it, then the
@@ -37,6 +38,7 @@ func (s *Store) Apply(rev Revision, at time.Time, b *Batch) (Result, error) {
 	if b == nil {
 		b = &Batch{}
 	}
+	at = s.notBefore(at) // expiry.go
 	wb, res, delta, err := s.build(rev, at, b)
 	if err == nil {
 		err = wb.Commit(s.writeOpts)
@@ -439,6 +441,7 @@ func (s *Store) WriteSchema(rev Revision, at time.Time, text string) error {
 	if err := s.checkRevision(rev); err != nil {
 		return err
 	}
+	at = s.notBefore(at) // expiry.go
 	wb := s.db.NewIndexedBatch()
 	defer wb.Close()
 	sch, err := schema.Parse(text)

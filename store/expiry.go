@@ -237,3 +237,14 @@ func withoutExpired(updates []Update) []Update {
 	}
 	return out
 }
+
+// notBefore returns at, or the time of the latest revision if at is before it. Revision times
+// never go back, so that a leader whose clock stepped back (or a new leader whose clock is
+// behind) cannot make a relationship hidden by an earlier revision's time show again. Every
+// node holds the same latest revision and time, so every node decides alike.
+func (s *Store) notBefore(at time.Time) time.Time {
+	if prev, err := s.revisionTime(s.Revision()); err == nil && at.Before(prev) {
+		return prev
+	}
+	return at
+}

@@ -314,3 +314,34 @@ func TestExpiryTimeOrder(t *testing.T) {
 		}
 	}
 }
+
+// Revision times never go back: a batch dated before the latest revision (a leader whose
+// clock stepped back) gets the latest revision's time, so a relationship hidden by that time
+// does not show again.
+func TestRevisionTimeNeverGoesBack(t *testing.T) {
+	s := openExpiry(t, vfs.NewMem())
+	mustApply(t, s, 2, t0, creates(t, "document:1#viewer@user:a[expiration:"+exp(8*time.Minute)+"]", "document:1#viewer@user:b"))
+	// A refused batch at 00:10 collects nothing, but its revision's time hides user:a.
+	if _, err := s.Apply(3, t0.Add(10*time.Minute), creates(t, "document:1#viewer@user:b")); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("duplicate create: %v, want ErrAlreadyExists", err)
+	}
+	if got, want := queryAll(t, s, 0), "document:1#viewer@user:b"; got != want {
+		t.Fatalf("after the refused batch: %s, want %s", got, want)
+	}
+	mustApply(t, s, 4, t0.Add(5*time.Minute), &Batch{})
+	r, err := s.Reader(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := r.Time()
+	r.Close()
+	if !at.Equal(t0.Add(10 * time.Minute)) {
+		t.Fatalf("revision 4 has time %v, want the latest revision's %v", at, t0.Add(10*time.Minute))
+	}
+	if got, want := queryAll(t, s, 0), "document:1#viewer@user:b"; got != want {
+		t.Fatalf("after a batch dated earlier: %s, want %s", got, want)
+	}
+	if got := s.Stats().Relationships; got != 1 {
+		t.Fatalf("%d relationships counted, want 1", got)
+	}
+}
