@@ -108,6 +108,9 @@ type Node struct {
 	// its error instead of proposing it.
 	testApplyErr atomic.Pointer[func() error]
 
+	// clockEntries counts the clock entries this node proposed (clock.go).
+	clockEntries atomic.Int64
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -209,6 +212,8 @@ func Open(cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go n.register()
 	}
+	n.wg.Add(1)
+	go n.runClock()
 	return n, nil
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 // Apply applies one write batch at revision e.Index, with `at` the batch's time (under Raft
-// the leader's clock, carried in the log entry so every node uses the same one), and records e
+// the leader's clock, carried in the log entry so every node uses the same one; an `at` before
+// the latest revision's time is raised to it, so revision times never go back), and records e
 // as the applied entry in the same commit. e.Index must be above Revision(), else
 // ErrStaleRevision and nothing changes.
 //
@@ -44,6 +45,7 @@ func (s *Store) Apply(e Entry, at time.Time, b *Batch) (Result, error) {
 	if b == nil {
 		b = &Batch{}
 	}
+	at = s.notBefore(at) // expiry.go
 	wb, res, delta, err := s.build(e, at, b)
 	if err == nil {
 		err = wb.Commit(s.writeOpts)
@@ -162,6 +164,10 @@ func (s *Store) build(e Entry, at time.Time, b *Batch) (*pebble.Batch, Result, i
 		if res.Deleted, res.Partial, err = w.deleteMatching(&prev, f, b.DeleteLimit, b.AllowPartialDeletions); err != nil {
 			return w.wb, res, 0, err
 		}
+	}
+	// Expired versions end here, at the batch's time (expiry.go).
+	if err := w.expire(expireLimit); err != nil {
+		return w.wb, res, 0, err
 	}
 	if err := w.checkLimits(sch, limited); err != nil {
 		return w.wb, res, 0, err
@@ -313,6 +319,9 @@ func (w *writer) markDeleted(k, old []byte) error {
 	if err := w.wb.Set(append(reversePrefix(nil, &rel), k[len(k)-8:]...), v, nil); err != nil {
 		return err
 	}
+	if err := w.unindexExpiry(k, &rel); err != nil {
+		return err
+	}
 	w.counts[string(countKey(&rel))]--
 	return nil
 }
@@ -323,10 +332,14 @@ func (w *writer) putVersion(rel *Relationship) error {
 	if err != nil {
 		return err
 	}
-	if err := w.wb.Set(appendCreated(forwardPrefix(nil, rel), w.rev), v, nil); err != nil {
+	k := appendCreated(forwardPrefix(nil, rel), w.rev)
+	if err := w.wb.Set(k, v, nil); err != nil {
 		return err
 	}
 	if err := w.wb.Set(appendCreated(reversePrefix(nil, rel), w.rev), v, nil); err != nil {
+		return err
+	}
+	if err := w.indexExpiry(k, rel); err != nil {
 		return err
 	}
 	w.counts[string(countKey(rel))]++
@@ -444,9 +457,18 @@ func (s *Store) WriteSchema(e Entry, at time.Time, text string) error {
 	if err := s.CheckFreeSpace(); err != nil {
 		return err
 	}
+	at = s.notBefore(at) // expiry.go
+	wb := s.db.NewIndexedBatch()
+	defer wb.Close()
 	sch, err := schema.Parse(text)
+	// Expired relationships count for nothing: collect them before the stranding check.
+	var expired []Update
+	var delta int64
 	if err == nil {
-		err = s.checkStranding(sch)
+		expired, delta, err = s.expireAll(wb, rev, at)
+	}
+	if err == nil {
+		err = s.checkStranding(wb, sch)
 	}
 	if err == nil {
 		old, _, _ := s.Schema()
@@ -458,8 +480,6 @@ func (s *Store) WriteSchema(e Entry, at time.Time, text string) error {
 		}
 		return err
 	}
-	wb := s.db.NewIndexedBatch()
-	defer wb.Close()
 	if err := wb.Set(revKey(prefixSchema, rev), []byte(text), nil); err != nil {
 		return err
 	}
@@ -467,7 +487,7 @@ func (s *Store) WriteSchema(e Entry, at time.Time, text string) error {
 	if err := s.reindexClosures(wb, rev, at, old, sch); err != nil {
 		return err
 	}
-	if err := s.finish(wb, e, &changeEntry{at: at, kind: changeSchema}); err != nil {
+	if err := s.finish(wb, e, &changeEntry{at: at, kind: changeSchema, updates: expired}); err != nil {
 		return err
 	}
 	if err := wb.Commit(s.writeOpts); err != nil {
@@ -476,6 +496,7 @@ func (s *Store) WriteSchema(e Entry, at time.Time, text string) error {
 	s.mu.Lock()
 	s.mu.schema, s.mu.schemaText, s.mu.schemaRev = sch, text, rev
 	s.mu.Unlock()
+	s.relationships.Add(delta)
 	s.appliedTerm.Store(e.Term)
 	s.applied.Store(uint64(rev))
 	s.latest.Store(&revisionAt{rev, at})
@@ -569,10 +590,10 @@ func (s *Store) overLimit(typ, relation string, limit int, at time.Time) (string
 	return fmt.Sprintf("relation %s#%s: limit %d, but %d objects hold more: %s", typ, relation, limit, objects, strings.Join(over, ", ")), nil
 }
 
-// checkStranding refuses sch if a stored relationship shape is no longer admitted by it.
-func (s *Store) checkStranding(sch *schema.Schema) error {
+// checkStranding refuses sch if a relationship shape stored in r is no longer admitted by it.
+func (s *Store) checkStranding(r pebble.Reader, sch *schema.Schema) error {
 	var problems []string
-	err := scanPrefix(s.db, []byte{prefixCount}, func(k, v []byte) (bool, error) {
+	err := scanPrefix(r, []byte{prefixCount}, func(k, v []byte) (bool, error) {
 		n := decodeRev(v)
 		if n == 0 {
 			return true, nil

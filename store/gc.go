@@ -234,6 +234,6 @@ func (s *Store) Changes(after Revision, fn func(*Change) bool) error {
 		if e.kind == changeRejected {
 			return true, nil
 		}
-		return fn(&Change{Revision: keyRev(k), Time: e.at, SchemaChanged: e.kind == changeSchema, Updates: e.updates}), nil
+		return fn(&Change{Revision: keyRev(k), Time: e.at, SchemaChanged: e.kind == changeSchema, Updates: withoutExpired(e.updates)}), nil
 	})
 }

@@ -103,6 +103,12 @@ func (m model) apply(at time.Time, b *Batch) (model, bool) {
 			return m, false
 		}
 	}
+	// An accepted batch collects what has expired at its time (expiry.go).
+	for k, rel := range next {
+		if !visibleAt(&rel, at) {
+			delete(next, k)
+		}
+	}
 	return next, true
 }
 

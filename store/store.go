@@ -167,7 +167,8 @@ type Stats struct {
 	// OldestRetained is the oldest revision a Reader can still be opened at.
 	OldestRetained Revision
 	// Relationships is how many relationships are stored and not deleted at the latest
-	// revision (expired ones included until they are deleted).
+	// revision. Expired ones count until an Apply collects them (expiry.go): the next one
+	// whose time is past their expiration.
 	Relationships int64
 	// SchemaRevision is the revision that wrote the current schema; 0 if none.
 	SchemaRevision Revision
@@ -284,7 +285,7 @@ func (s *Store) load() error {
 		if err := s.db.Set(keyFormat, []byte(formatVersion), pebble.Sync); err != nil {
 			return fmt.Errorf("store: write format marker: %w", err)
 		}
-		return nil
+		return s.indexExpirations()
 	case string(v) != formatVersion:
 		return fmt.Errorf("%w: %s has format %q, this build reads %q", ErrIncompatibleFormat, s.dir, v, formatVersion)
 	}
@@ -292,6 +293,9 @@ func (s *Store) load() error {
 		if err := s.db.CheckLevels(nil); err != nil {
 			return fmt.Errorf("%w: %s failed verification: %w", ErrCorrupt, s.dir, err)
 		}
+	}
+	if err := s.indexExpirations(); err != nil { // once, for a store written before the index
+		return err
 	}
 	if v, ok, err := s.get(keyApplied); err != nil {
 		return openErr(s.dir, err)
