@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kengen/kengen/raftnode"
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -76,26 +77,13 @@ func (cn *clusterNode) stop() {
 	_ = cn.st.Close()
 }
 
-func pollUntil(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: %v", what, err)
-}
-
 // Three API nodes over Raft: writes on followers are forwarded (through the cluster service
 // and its authentication), tokens are honoured on every node, fully consistent reads see the
 // latest write anywhere, and a minority acknowledges no write and answers no fully
 // consistent read.
 func TestAPIOverRaftCluster(t *testing.T) {
 	n1 := startClusterNode(t, "n1", true)
-	pollUntil(t, "n1 leads", func() error {
+	kit.Eventually(t, "n1 leads", func() error {
 		if !n1.node.IsLeader() {
 			return os.ErrNotExist
 		}
@@ -104,14 +92,14 @@ func TestAPIOverRaftCluster(t *testing.T) {
 	nodes := []*clusterNode{n1}
 	for _, id := range []string{"n2", "n3"} {
 		cn := startClusterNode(t, id, false)
-		pollUntil(t, id+" joins", func() error { return cn.node.Join(ctxT(t), n1.addr) })
+		kit.Eventually(t, id+" joins", func() error { return cn.node.Join(ctxT(t), n1.addr) })
 		nodes = append(nodes, cn)
 	}
 	schema, err := os.ReadFile("testdata/crm.zed")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "a schema write through n3", func() error {
+	kit.Eventually(t, "a schema write through n3", func() error {
 		_, err := nodes[2].client.WriteSchema(ctxT(t), &v1.WriteSchemaRequest{Schema: string(schema)})
 		return err
 	})

@@ -8,13 +8,15 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/codes"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 // startAPICluster starts three API nodes over Raft and waits until every node can forward.
 func startAPICluster(t *testing.T) []*clusterNode {
 	t.Helper()
 	n1 := startClusterNode(t, "n1", true)
-	pollUntil(t, "n1 leads", func() error {
+	kit.Eventually(t, "n1 leads", func() error {
 		if !n1.node.IsLeader() {
 			return os.ErrNotExist
 		}
@@ -23,11 +25,11 @@ func startAPICluster(t *testing.T) []*clusterNode {
 	nodes := []*clusterNode{n1}
 	for _, id := range []string{"n2", "n3"} {
 		cn := startClusterNode(t, id, false)
-		pollUntil(t, id+" joins", func() error { return cn.node.Join(ctxT(t), n1.addr) })
+		kit.Eventually(t, id+" joins", func() error { return cn.node.Join(ctxT(t), n1.addr) })
 		nodes = append(nodes, cn)
 	}
 	for _, cn := range nodes {
-		pollUntil(t, cn.id+" knows every member's gRPC address", func() error {
+		kit.Eventually(t, cn.id+" knows every member's gRPC address", func() error {
 			st, err := cn.node.Status()
 			if err != nil {
 				return err
@@ -51,7 +53,7 @@ func startAPICluster(t *testing.T) []*clusterNode {
 func (cn *clusterNode) touch(t *testing.T, r string) *v1.ZedToken {
 	t.Helper()
 	var tok *v1.ZedToken
-	pollUntil(t, "a write of "+r+" through "+cn.id, func() error {
+	kit.Eventually(t, "a write of "+r+" through "+cn.id, func() error {
 		resp, err := cn.client.WriteRelationships(ctxT(t), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
 			update(t, v1.RelationshipUpdate_OPERATION_TOUCH, r)}})
 		if err != nil && codeOf(err) != codes.Unavailable {
@@ -80,7 +82,7 @@ func (cn *clusterNode) check(t *testing.T, c *v1.Consistency, resource, permissi
 // exact snapshot of its write still grants (that revision's time is before the expiration).
 func TestExpirationOverRaftCluster(t *testing.T) {
 	nodes := startAPICluster(t)
-	pollUntil(t, "a schema write through n2", func() error {
+	kit.Eventually(t, "a schema write through n2", func() error {
 		_, err := nodes[1].client.WriteSchema(ctxT(t), &v1.WriteSchemaRequest{Schema: `use expiration
 definition user {}
 definition doc {
@@ -102,7 +104,7 @@ definition doc {
 		}
 	}
 	for _, cn := range nodes {
-		pollUntil(t, cn.id+" denies at minimize_latency after the expiration", func() error {
+		kit.Eventually(t, cn.id+" denies at minimize_latency after the expiration", func() error {
 			if p, err := cn.check(t, minimizeLatency(), "doc:1", "view", "user:a"); err != nil || p != no {
 				return fmt.Errorf("%v: %w", p, err)
 			}
@@ -116,7 +118,7 @@ definition doc {
 	}
 	// The collected relationship is gone from reads and counts.
 	for _, cn := range nodes {
-		pollUntil(t, cn.id+" counts no relationships", func() error {
+		kit.Eventually(t, cn.id+" counts no relationships", func() error {
 			if n := cn.st.Stats().Relationships; n != 0 {
 				return fmt.Errorf("%d relationships counted", n)
 			}
@@ -129,7 +131,7 @@ definition doc {
 // check at the grant's token must deny on every node (it sees both writes, in order).
 func TestNewEnemyOverRaftCluster(t *testing.T) {
 	nodes := startAPICluster(t)
-	pollUntil(t, "a schema write", func() error {
+	kit.Eventually(t, "a schema write", func() error {
 		_, err := nodes[0].client.WriteSchema(ctxT(t), &v1.WriteSchemaRequest{Schema: `definition user {}
 definition doc {
 	relation direct: user

@@ -2,13 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"testing"
 	"time"
@@ -20,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -87,7 +82,8 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name string, labels map[s
 }
 
 func TestTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	ca := kit.NewCA(t, "kengen test CA")
+	cert, pool := ca.Issue(t, "kengen-test"), ca.Pool
 	env := startServer(t, Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 	client, err := authzed.NewClient(env.addr,
 		grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")),
@@ -102,33 +98,6 @@ func TestTLS(t *testing.T) {
 	// A plaintext client does not get through.
 	_, err = env.client.ReadSchema(ctxT(t), &v1.ReadSchemaRequest{})
 	wantCode(t, err, codes.Unavailable)
-}
-
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "kengen-test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // TestStop: after Stop, in-flight work has finished and new calls are refused; the store can

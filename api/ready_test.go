@@ -7,6 +7,8 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 // TestHealthFollowsReady: with Options.Ready the health service says NOT_SERVING until Ready
@@ -40,7 +42,7 @@ func TestHealthFollowsReady(t *testing.T) {
 		t.Errorf("health once Ready returned nil: %v, want SERVING", got)
 	}
 	notReady.Store(&why)
-	pollUntil(t, "health NOT_SERVING after readiness is lost", func() error {
+	kit.Eventually(t, "health NOT_SERVING after readiness is lost", func() error {
 		if status() != healthpb.HealthCheckResponse_NOT_SERVING {
 			return errors.New("still SERVING")
 		}
@@ -68,8 +70,8 @@ func TestHealthBeforeLeadership(t *testing.T) {
 		t.Error("Ready of a node without a leader: nil")
 	}
 	n1 := startClusterNode(t, "n1", true)
-	pollUntil(t, "n2 joins", func() error { return n2.node.Join(ctxT(t), n1.addr) })
-	pollUntil(t, "n2 SERVING", func() error {
+	kit.Eventually(t, "n2 joins", func() error { return n2.node.Join(ctxT(t), n1.addr) })
+	kit.Eventually(t, "n2 SERVING", func() error {
 		if got := check(); got != healthpb.HealthCheckResponse_SERVING {
 			return errors.New(got.String())
 		}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -23,7 +24,7 @@ import (
 // earlier attempt was applied).
 func TestWatchAcrossLeaderFailover(t *testing.T) {
 	nodes := []*clusterNode{startClusterNode(t, "n1", true)}
-	pollUntil(t, "n1 leads", func() error {
+	kit.Eventually(t, "n1 leads", func() error {
 		if !nodes[0].node.IsLeader() {
 			return os.ErrNotExist
 		}
@@ -31,10 +32,10 @@ func TestWatchAcrossLeaderFailover(t *testing.T) {
 	})
 	for _, id := range []string{"n2", "n3"} {
 		cn := startClusterNode(t, id, false)
-		pollUntil(t, id+" joins", func() error { return cn.node.Join(ctxT(t), nodes[0].addr) })
+		kit.Eventually(t, id+" joins", func() error { return cn.node.Join(ctxT(t), nodes[0].addr) })
 		nodes = append(nodes, cn)
 	}
-	pollUntil(t, "the schema", func() error {
+	kit.Eventually(t, "the schema", func() error {
 		_, err := nodes[0].client.WriteSchema(ctxT(t), &v1.WriteSchemaRequest{Schema: "definition user {}\ndefinition doc { relation viewer: user }"})
 		return err
 	})
@@ -123,7 +124,7 @@ func TestWatchAcrossLeaderFailover(t *testing.T) {
 		write(fmt.Sprint("during-", i))
 	}
 	<-stopped
-	pollUntil(t, "a new leader", func() error {
+	kit.Eventually(t, "a new leader", func() error {
 		if leading() == nil {
 			return os.ErrNotExist
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -30,7 +31,7 @@ func expiringViewer(doc, user string, exp time.Time) store.Update {
 func applyRetry(t *testing.T, n *Node, b *store.Batch) store.Result {
 	t.Helper()
 	var res store.Result
-	eventually(t, "a write", func() error {
+	kit.Eventually(t, "a write", func() error {
 		var err error
 		if res, err = n.Writer().Apply(ctxT(t), b); err != nil && !errors.Is(err, ErrUnavailable) {
 			t.Fatal(err)
@@ -42,7 +43,7 @@ func applyRetry(t *testing.T, n *Node, b *store.Batch) store.Result {
 
 func writeSchemaRetry(t *testing.T, n *Node, text string) {
 	t.Helper()
-	eventually(t, "a schema write", func() error {
+	kit.Eventually(t, "a schema write", func() error {
 		_, err := n.Writer().WriteSchema(ctxT(t), text)
 		if err != nil && !errors.Is(err, ErrUnavailable) {
 			t.Fatal(err)
@@ -86,7 +87,7 @@ func quiet(t *testing.T, nodes []*testNode, d time.Duration) {
 // settle waits until every node has applied the same revision.
 func settle(t *testing.T, nodes []*testNode) {
 	t.Helper()
-	eventually(t, "every node at one revision", func() error {
+	kit.Eventually(t, "every node at one revision", func() error {
 		for _, tn := range nodes[1:] {
 			if a, b := tn.st.Revision(), nodes[0].st.Revision(); a != b {
 				return fmt.Errorf("%s at %d, %s at %d", tn.id, a, nodes[0].id, b)
@@ -117,7 +118,7 @@ func expiresEverywhere(t *testing.T, nodes []*testNode, doc string, in time.Dura
 	}
 	var last time.Duration
 	for _, tn := range nodes {
-		eventually(t, tn.id+" stops showing the expired relationship", func() error {
+		kit.Eventually(t, tn.id+" stops showing the expired relationship", func() error {
 			if ok, err := tn.has(0, doc, "u"); err != nil || ok {
 				return fmt.Errorf("still visible at revision %d (err %w)", tn.st.Revision(), err)
 			}
@@ -168,7 +169,7 @@ func TestExpirationWithoutWrites(t *testing.T) {
 		if err := old.node.TransferLeadership(ctx, ""); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a new leader", func() error {
+		kit.Eventually(t, "a new leader", func() error {
 			if l := leader(t, nodes); l == old {
 				return fmt.Errorf("%s still leads", old.id)
 			}

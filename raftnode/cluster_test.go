@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -124,20 +125,6 @@ func (tn *testNode) stop() {
 	tn.node = nil
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing at the deadline: %v", what, err)
-}
-
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -149,7 +136,7 @@ func ctxT(t *testing.T) context.Context {
 func startCluster(t *testing.T, tune func(*Config)) []*testNode {
 	t.Helper()
 	nodes := []*testNode{startNode(t, "n1", t.TempDir(), true, tune)}
-	eventually(t, "n1 leads", func() error {
+	kit.Eventually(t, "n1 leads", func() error {
 		if !nodes[0].node.IsLeader() {
 			return errors.New("not leader")
 		}
@@ -157,11 +144,11 @@ func startCluster(t *testing.T, tune func(*Config)) []*testNode {
 	})
 	for _, id := range []string{"n2", "n3"} {
 		tn := startNode(t, id, t.TempDir(), false, tune)
-		eventually(t, id+" joins", func() error { return tn.node.Join(ctxT(t), nodes[0].grpcAddr) })
+		kit.Eventually(t, id+" joins", func() error { return tn.node.Join(ctxT(t), nodes[0].grpcAddr) })
 		nodes = append(nodes, tn)
 	}
 	for _, tn := range nodes {
-		eventually(t, tn.id+" knows the members", func() error {
+		kit.Eventually(t, tn.id+" knows the members", func() error {
 			for _, o := range nodes {
 				if tn.node.fsm.member(o.id) != o.grpcAddr {
 					return fmt.Errorf("%s does not know %s", tn.id, o.id)
@@ -246,7 +233,7 @@ func TestWriteOnAnyNodeReadableEverywhere(t *testing.T) {
 func leader(t *testing.T, nodes []*testNode) *testNode {
 	t.Helper()
 	var l *testNode
-	eventually(t, "a leader", func() error {
+	kit.Eventually(t, "a leader", func() error {
 		for _, tn := range nodes {
 			if tn.node != nil && tn.node.IsLeader() {
 				l = tn
@@ -441,9 +428,9 @@ func TestNewNodeJoinsClusterWithData(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2 := startNode(t, "n2", t.TempDir(), false, tune)
-	eventually(t, "n2 joins", func() error { return n2.node.Join(ctx, n1.grpcAddr) })
+	kit.Eventually(t, "n2 joins", func() error { return n2.node.Join(ctx, n1.grpcAddr) })
 	var rev store.Revision
-	eventually(t, "a read index on n2", func() (err error) {
+	kit.Eventually(t, "a read index on n2", func() (err error) {
 		// Until n2 has caught up it does not know the leader's gRPC address: UNAVAILABLE.
 		rev, err = n2.node.ReadIndex(ctx)
 		return err

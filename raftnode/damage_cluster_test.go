@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -32,7 +33,7 @@ func followerOf(nodes []*testNode, l *testNode) *testNode {
 // awaitSameRelationships waits until tn holds exactly the relationships of ref.
 func awaitSameRelationships(t *testing.T, tn, ref *testNode) {
 	t.Helper()
-	eventually(t, tn.id+" holds the relationships of "+ref.id, func() error {
+	kit.Eventually(t, tn.id+" holds the relationships of "+ref.id, func() error {
 		got, want := tn.relationships(t), ref.relationships(t)
 		if !slices.Equal(got, want) {
 			return fmt.Errorf("%s holds %d relationships at revision %d, %s %d at %d", tn.id, len(got), tn.st.Revision(), ref.id, len(want), ref.st.Revision())

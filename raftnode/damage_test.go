@@ -19,6 +19,7 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -102,7 +103,7 @@ func writeDocs(t *testing.T, tn *testNode, prefix string, n int) store.Result {
 	var res store.Result
 	for i := range n {
 		doc := fmt.Sprintf("%s%03d", prefix, i)
-		eventually(t, "write "+doc, func() error {
+		kit.Eventually(t, "write "+doc, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			var err error
@@ -121,7 +122,7 @@ func writeDocs(t *testing.T, tn *testNode, prefix string, n int) store.Result {
 
 func awaitLeader(t *testing.T, tn *testNode) {
 	t.Helper()
-	eventually(t, tn.id+" leads", func() error {
+	kit.Eventually(t, tn.id+" leads", func() error {
 		if !tn.node.IsLeader() {
 			return errors.New("not the leader yet")
 		}

@@ -6,57 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts it at cleanup. It
-// skips the test when it cannot mount (not root, no mount permission in a container).
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a %d MiB tmpfs for a real full filesystem (needs root): %v: %s", size>>20, err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("unmounting %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillTo allocates a file in dir that leaves about leave bytes free on its filesystem, and
-// returns its path: another program filling the disk.
-func fillTo(t *testing.T, dir string, leave int64) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := int64(st.Bavail) * st.Bsize
-	if free <= leave {
-		t.Fatalf("%s has %d bytes free, already below %d", dir, free, leave)
-	}
-	path := filepath.Join(dir, "filler")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	if err := syscall.Fallocate(int(f.Fd()), 0, fi.Size(), free-leave); err != nil {
-		t.Fatalf("filling %s: %v", dir, err)
-	}
-	return path
-}
 
 // A follower whose own disk fills while the leader's does not: the cluster goes on writing
 // (its raft log still takes entries); the follower neither skips the committed entries nor
@@ -65,9 +22,9 @@ func fillTo(t *testing.T, dir string, leave int64) string {
 // applies everything without a restart. Filled again, it stops promptly while waiting, and
 // after a restart catches up.
 func TestDiskFullFollowerWaitsAndCatchesUp(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := kit.MountTmpfs(t, 64<<20)
 	n1 := startNode(t, "n1", t.TempDir(), true, nil)
-	eventually(t, "n1 leads", func() error {
+	kit.Eventually(t, "n1 leads", func() error {
 		if !n1.node.IsLeader() {
 			return errors.New("not leader")
 		}
@@ -77,7 +34,7 @@ func TestDiskFullFollowerWaitsAndCatchesUp(t *testing.T) {
 	n3 := startNode(t, "n3", filepath.Join(mnt, "n3"), false, nil)
 	nodes := []*testNode{n1, n2, n3}
 	for _, tn := range nodes[1:] {
-		eventually(t, tn.id+" joins", func() error { return tn.node.Join(ctxT(t), n1.grpcAddr) })
+		kit.Eventually(t, tn.id+" joins", func() error { return tn.node.Join(ctxT(t), n1.grpcAddr) })
 	}
 	ctx := ctxT(t)
 	if _, err := n1.node.Writer().WriteSchema(ctx, testSchema); err != nil {
@@ -91,7 +48,7 @@ func TestDiskFullFollowerWaitsAndCatchesUp(t *testing.T) {
 		if err := tn.node.WaitApplied(ctx, res.Revision); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, tn.id+" knows every member", func() error {
+		kit.Eventually(t, tn.id+" knows every member", func() error {
 			for _, o := range nodes {
 				if tn.node.fsm.member(o.id) != o.grpcAddr {
 					return fmt.Errorf("%s does not know %s", tn.id, o.id)
@@ -106,7 +63,7 @@ func TestDiskFullFollowerWaitsAndCatchesUp(t *testing.T) {
 
 	fillAndWrite := func(round int) (filler string, last store.Revision) {
 		t.Helper()
-		filler = fillTo(t, mnt, 10<<20) // below the 16 MiB minimum, room for raft's appends
+		filler = kit.FillTo(t, mnt, 10<<20) // below the 16 MiB minimum, room for raft's appends
 		for i := range 5 {
 			res, err := write(ctxT(t), n1.node, fmt.Sprintf("full-%d-%d", round, i), "ann")
 			if err != nil {
@@ -117,7 +74,7 @@ func TestDiskFullFollowerWaitsAndCatchesUp(t *testing.T) {
 		if err := n2.node.WaitApplied(ctxT(t), last); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "n3 reports that it cannot apply for want of space", func() error {
+		kit.Eventually(t, "n3 reports that it cannot apply for want of space", func() error {
 			err := n3.node.Ready()
 			if !errors.Is(err, ErrNotReady) || !errors.Is(err, store.ErrDiskFull) {
 				return fmt.Errorf("n3 ready: %w", err)
@@ -146,7 +103,7 @@ func TestDiskFullFollowerWaitsAndCatchesUp(t *testing.T) {
 				t.Fatalf("n3 misses full-%d-%d: %v, %v", round, i, ok, err)
 			}
 		}
-		eventually(t, "n3 ready again", n3.node.Ready)
+		kit.Eventually(t, "n3 ready again", n3.node.Ready)
 	}
 
 	filler, last := fillAndWrite(0)
@@ -175,10 +132,10 @@ func TestDiskFullFollowerWaitsAndCatchesUp(t *testing.T) {
 // naming the mount point, reads and read barriers go on, and writes succeed again as soon as
 // the file is deleted, with every acknowledged write there.
 func TestDiskFullLeaderRefusesAndHeals(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := kit.MountTmpfs(t, 64<<20)
 	tn := startNode(t, "n1", filepath.Join(mnt, "data"), true, nil)
 	ctx := ctxT(t)
-	eventually(t, "the schema is written once n1 leads", func() error {
+	kit.Eventually(t, "the schema is written once n1 leads", func() error {
 		_, err := tn.node.Writer().WriteSchema(ctx, testSchema)
 		return err
 	})
@@ -192,7 +149,7 @@ func TestDiskFullLeaderRefusesAndHeals(t *testing.T) {
 	}
 	// Below the 16 MiB writes need, above the one segment and 1 MiB the raft log keeps for
 	// its own entries (read barriers).
-	filler := fillTo(t, mnt, 12<<20)
+	filler := kit.FillTo(t, mnt, 12<<20)
 	_, err := write(ctx, tn.node, "refused", "ann")
 	if !errors.Is(err, store.ErrDiskFull) || !strings.Contains(err.Error(), "mounted at "+mnt) {
 		t.Fatalf("write on a full disk: %v; want ErrDiskFull naming the filesystem at %s", err, mnt)
@@ -238,7 +195,7 @@ func TestDiskFullLeaderRefusesAndHeals(t *testing.T) {
 // and once space is freed it is elected again and writes succeed, without a restart, with
 // every acknowledged write there.
 func TestRaftLogFullHeals(t *testing.T) {
-	mnt := mountTmpfs(t, 24<<20)
+	mnt := kit.MountTmpfs(t, 24<<20)
 	st, err := store.Open(filepath.Join(t.TempDir(), "store"), store.Options{NoSync: true, GCInterval: -1, MinFreeBytes: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +208,7 @@ func TestRaftLogFullHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	eventually(t, "the schema is written once n1 leads", func() error {
+	kit.Eventually(t, "the schema is written once n1 leads", func() error {
 		_, err := n.Writer().WriteSchema(ctxT(t), testSchema)
 		return err
 	})
@@ -264,7 +221,7 @@ func TestRaftLogFullHeals(t *testing.T) {
 		acked = append(acked, doc)
 	}
 
-	filler := fillTo(t, mnt, 0)
+	filler := kit.FillTo(t, mnt, 0)
 	_, err = write(ctxT(t), n, "refused", "ann")
 	if !errors.Is(err, store.ErrDiskFull) || !strings.Contains(err.Error(), filepath.Join(mnt, "raft")) {
 		t.Fatalf("write with the raft log's disk full: %v; want ErrDiskFull naming the log", err)
@@ -277,7 +234,7 @@ func TestRaftLogFullHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res store.Result
-	eventually(t, "writes succeed once space is freed", func() error {
+	kit.Eventually(t, "writes succeed once space is freed", func() error {
 		res, err = write(ctxT(t), n, "after", "ann")
 		return err
 	})

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 // kengen serve runs the store without fsync (the Raft log is fsynced). A crash can then leave a
@@ -18,12 +20,12 @@ func TestStoreBehindTheLogCatchesUp(t *testing.T) {
 			dir := t.TempDir()
 			tn := startNode(t, "n1", dir, true, nil)
 			ctx := ctxT(t)
-			eventually(t, "the schema is written once a leader is elected", func() error {
+			kit.Eventually(t, "the schema is written once a leader is elected", func() error {
 				_, err := tn.node.Writer().WriteSchema(ctx, testSchema)
 				return err
 			})
 			writeDocs := func(from, to int) {
-				eventually(t, "a leader is elected", func() error {
+				kit.Eventually(t, "a leader is elected", func() error {
 					if !tn.node.IsLeader() {
 						return fmt.Errorf("n1 does not lead yet")
 					}
@@ -58,7 +60,7 @@ func TestStoreBehindTheLogCatchesUp(t *testing.T) {
 			}
 			copyDir(t, older, filepath.Join(dir, "store"))
 			tn.start()
-			eventually(t, "every acknowledged write is back", func() error {
+			kit.Eventually(t, "every acknowledged write is back", func() error {
 				for i := range want {
 					ok, err := tn.has(0, fmt.Sprint(i), "ann")
 					if err != nil {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kengen/kengen/raftnode/internal/faultproxy"
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -167,7 +168,7 @@ func startFaultCluster(t *testing.T) []*faultNode {
 		}
 	}
 	for _, fn := range nodes {
-		eventually(t, fn.id+" knows the members", func() error {
+		kit.Eventually(t, fn.id+" knows the members", func() error {
 			for _, o := range nodes {
 				if fn.node.fsm.member(o.id) != o.grpcAddr {
 					return fmt.Errorf("%s does not know %s", fn.id, o.id)
@@ -272,7 +273,7 @@ func TestPartitionedMinority(t *testing.T) {
 	// Until its election timer fires, the minority still forwards to the leader it knew,
 	// which holds a quorum, so those writes are rightly acknowledged. Once it has noticed
 	// that it lost the leader, nothing it is asked to do may succeed.
-	eventually(t, minority.id+" notices it lost the leader", func() error {
+	kit.Eventually(t, minority.id+" notices it lost the leader", func() error {
 		if id := minority.node.Leader(); id != "" {
 			return fmt.Errorf("%s still follows %s", minority.id, id)
 		}
@@ -290,7 +291,7 @@ func TestPartitionedMinority(t *testing.T) {
 		// and through the other follower.
 		// (A slow machine may see an election among them: UNAVAILABLE, retried.)
 		w := []*faultNode{l, other}[i%2]
-		eventually(t, fmt.Sprintf("write %d on %s in the majority", i, w.id), func() error {
+		kit.Eventually(t, fmt.Sprintf("write %d on %s in the majority", i, w.id), func() error {
 			res, err := write(ctx, w.node, fmt.Sprint("majority-", i), "ito")
 			if errors.Is(err, store.ErrAlreadyExists) { // an earlier attempt was applied
 				res.Revision, err = w.node.ReadIndex(ctx)
@@ -310,7 +311,7 @@ func TestPartitionedMinority(t *testing.T) {
 	}
 
 	minority.heal()
-	eventually(t, minority.id+" answers fully consistent reads again", func() error {
+	kit.Eventually(t, minority.id+" answers fully consistent reads again", func() error {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		rev, err := minority.node.ReadIndex(rctx)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 // stopLeader stops the leader of nodes and returns the others.
@@ -68,7 +70,7 @@ func TestWriteWaitsForElection(t *testing.T) {
 			t.Fatalf("round %d: read index through %s after the write at %d: %d, %v", round, survivors[1].id, res.Revision, rev, rerr)
 		}
 		old.start() // back as a follower, so that the next round has a quorum without it
-		eventually(t, old.id+" caught up", func() error { return old.node.WaitApplied(ctxT(t), res.Revision) })
+		kit.Eventually(t, old.id+" caught up", func() error { return old.node.WaitApplied(ctxT(t), res.Revision) })
 	}
 	if inWindow == 0 {
 		t.Error("no round issued its write while the follower knew no leader; the test proved nothing")
@@ -90,7 +92,7 @@ func TestWriteUnavailableAfterDeadline(t *testing.T) {
 	// Until its leader's heartbeats stop, the lone node may still forward to the node just
 	// stopped, and a write cut off in flight there may have been applied: that is another
 	// case (TestWriteWaitsForElection). This one starts once the lone node knows no leader.
-	eventually(t, lone.id+" knows no leader", func() error {
+	kit.Eventually(t, lone.id+" knows no leader", func() error {
 		if l := lone.node.Leader(); l != "" {
 			return fmt.Errorf("it still follows %s", l)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -214,7 +215,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	progress := func(what string) {
 		t.Helper()
 		acked, _, _ := h.counts()
-		eventually(t, what, func() error {
+		kit.Eventually(t, what, func() error {
 			if a, _, _ := h.counts(); a < acked+10 {
 				return fmt.Errorf("%d writes acknowledged, waiting for %d", a, acked+10)
 			}

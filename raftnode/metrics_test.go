@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -91,7 +92,7 @@ func TestMetricsSingleNode(t *testing.T) {
 	var regs registries
 	tn := startNode(t, "n1", t.TempDir(), true, regs.tune)
 	reg := regs.of("n1")
-	eventually(t, "n1 leads", func() error {
+	kit.Eventually(t, "n1 leads", func() error {
 		if !tn.node.IsLeader() {
 			return errors.New("not leader")
 		}
@@ -168,7 +169,7 @@ func TestMetricsSingleNode(t *testing.T) {
 		t.Error("a closed node still exports kengen_raft_term")
 	}
 	tn.start() // registers on the same registry again
-	eventually(t, "n1 ready after a restart", tn.node.Ready)
+	kit.Eventually(t, "n1 ready after a restart", tn.node.Ready)
 	if v := mustScrape(t, reg, "kengen_raft_state", "state", "leader"); v != 1 {
 		t.Errorf("after a restart, kengen_raft_state{state=leader} = %v", v)
 	}
@@ -229,7 +230,7 @@ func TestMetricsCluster(t *testing.T) {
 	}
 	for _, tn := range nodes {
 		reg := regs.of(tn.id)
-		eventually(t, tn.id+" catches up", func() error {
+		kit.Eventually(t, tn.id+" catches up", func() error {
 			if err := tn.node.Ready(); err != nil {
 				return err
 			}

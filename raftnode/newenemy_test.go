@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
 
@@ -54,7 +55,7 @@ func TestNewEnemyUnderFaults(t *testing.T) {
 	retry := func(what string, fn func() (store.Result, error)) store.Result {
 		t.Helper()
 		var res store.Result
-		eventually(t, what, func() error {
+		kit.Eventually(t, what, func() error {
 			var err error
 			res, err = fn()
 			return err
@@ -80,8 +81,8 @@ func TestNewEnemyUnderFaults(t *testing.T) {
 			return l.node.Writer().Apply(ctx, &store.Batch{Updates: []store.Update{docRel(doc, "excluded", "a")}})
 		})
 		// The leader changes between the two writes.
-		eventually(t, "leadership to "+other.id, func() error { return l.node.TransferLeadership(ctx, other.id) })
-		eventually(t, other.id+" leads", func() error {
+		kit.Eventually(t, "leadership to "+other.id, func() error { return l.node.TransferLeadership(ctx, other.id) })
+		kit.Eventually(t, other.id+" leads", func() error {
 			if !other.node.IsLeader() {
 				return errors.New("not yet")
 			}

@@ -99,7 +99,7 @@ type Node struct {
 	fsm   *fsm
 	wal   *walLog     // raft-wal behind a free-space floor (wallog.go)
 	logs  *checkedLog // wal with per-entry checksums (logstore.go)
-	trans *raft.NetworkTransport
+	trans *drainingTransport
 	peers *peers
 	log   *slog.Logger
 	// metrics is fsm's, shared by the node's own hooks (metrics.go).
@@ -218,18 +218,22 @@ func Open(cfg Config) (*Node, error) {
 }
 
 // newTransport is raft's TCP transport, over TLS when cfg.TLS is set.
-func newTransport(cfg Config, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+func newTransport(cfg Config, hlog hclog.Logger) (*drainingTransport, error) {
 	tc := &raft.NetworkTransportConfig{ServerAddressProvider: cfg.ServerAddressProvider, Logger: hlog,
 		MaxPool: 3, Timeout: 10 * time.Second}
 	if cfg.TLS == nil {
-		return raft.NewTCPTransportWithConfig(cfg.RaftAddr, nil, tc)
+		nt, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, nil, tc)
+		if err != nil {
+			return nil, err
+		}
+		return &drainingTransport{NetworkTransport: nt}, nil
 	}
 	stream, err := newTLSStream(cfg.RaftAddr, cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
 	tc.Stream = stream
-	return raft.NewNetworkTransportWithConfig(tc), nil
+	return &drainingTransport{NetworkTransport: raft.NewNetworkTransportWithConfig(tc)}, nil
 }
 
 func setNonZero[T comparable](dst *T, v T) {
@@ -304,6 +308,7 @@ func (n *Node) Close() error {
 		close(n.stop)
 		n.wg.Wait()
 		err := n.raft.Shutdown().Error()
+		n.trans.drain() // no heartbeat of raft's writes to the log after this (transport.go)
 		n.closeErr = errors.Join(err, n.trans.Close(), n.closeLog(), n.peers.close())
 	})
 	return n.closeErr

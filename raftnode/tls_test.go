@@ -1,18 +1,13 @@
 package raftnode
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,70 +18,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 	"github.com/kengen/kengen/store"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue signs a certificate for node id, valid for 127.0.0.1 as server and client.
-func (ca *testCA) issue(t *testing.T, id string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: id},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // startTLSNode starts a node whose raft transport and cluster gRPC service both run mutual
 // TLS with conf.
@@ -121,19 +55,19 @@ func startTLSNode(t *testing.T, id string, bootstrap bool, conf *tls.Config) *te
 }
 
 func TestTLSCluster(t *testing.T) {
-	ca, other := newTestCA(t, "kengen test CA"), newTestCA(t, "another CA")
-	conf := func(c *testCA, id string) *tls.Config { return MutualTLS(c.issue(t, id), c.pool) }
+	ca, other := kit.NewCA(t, "kengen test CA"), kit.NewCA(t, "another CA")
+	conf := func(c *kit.CA, id string) *tls.Config { return MutualTLS(c.Issue(t, id), c.Pool) }
 
 	nodes := []*testNode{startTLSNode(t, "n1", true, conf(ca, "n1"))}
 	leader(t, nodes)
 	for _, id := range []string{"n2", "n3"} {
 		tn := startTLSNode(t, id, false, conf(ca, id))
-		eventually(t, id+" joins over TLS", func() error { return tn.node.Join(ctxT(t), nodes[0].grpcAddr) })
+		kit.Eventually(t, id+" joins over TLS", func() error { return tn.node.Join(ctxT(t), nodes[0].grpcAddr) })
 		nodes = append(nodes, tn)
 	}
 	ctx := ctxT(t)
 	// The schema goes through a follower: forwarded to the leader over TLS gRPC.
-	eventually(t, "a schema write through n3", func() error {
+	kit.Eventually(t, "a schema write through n3", func() error {
 		_, err := nodes[2].node.Writer().WriteSchema(ctx, testSchema)
 		return err
 	})
@@ -158,7 +92,7 @@ func TestTLSCluster(t *testing.T) {
 	if _, err := tls.Dial("tcp", raftAddr, conf(other, "evil")); err == nil {
 		t.Error("a node trusting another CA completed a handshake with n1's raft port")
 	}
-	c, err := tls.Dial("tcp", raftAddr, &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{other.issue(t, "evil")}, MinVersion: tls.VersionTLS13})
+	c, err := tls.Dial("tcp", raftAddr, &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{other.Issue(t, "evil")}, MinVersion: tls.VersionTLS13})
 	if err != nil {
 		t.Fatalf("n1's raft port does not present a certificate of the cluster CA: %v", err)
 	}
@@ -188,8 +122,8 @@ func TestTLSCluster(t *testing.T) {
 }
 
 func TestLoadTLS(t *testing.T) {
-	ca := newTestCA(t, "kengen test CA")
-	cert := ca.issue(t, "n1")
+	ca := kit.NewCA(t, "kengen test CA")
+	cert := ca.Issue(t, "n1")
 	dir := t.TempDir()
 	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
@@ -198,7 +132,7 @@ func TestLoadTLS(t *testing.T) {
 	files := map[string][]byte{
 		"cert.pem": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
 		"key.pem":  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		"ca.pem":   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}),
+		"ca.pem":   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}),
 		"junk.pem": []byte("not pem"),
 	}
 	for name, b := range files {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 // `kengen cluster status` asks every member for its own state, term, applied revision and
@@ -34,14 +36,14 @@ func TestClusterStatusPerNode(t *testing.T) {
 		n    *node
 		args []string
 	}{{n2, []string{"schema", "write", "testdata/crm.zed"}}, {n3, []string{"relationship", "touch", "deal:1", "owner", "user:sato"}}} {
-		eventually(t, strings.Join(w.args, " "), func() error {
+		kit.Eventually(t, strings.Join(w.args, " "), func() error {
 			if code, _, errs := w.n.kengen(t, env, w.args...); code != 0 {
 				return fmt.Errorf("exit %d: %s", code, errs)
 			}
 			return nil
 		})
 	}
-	eventually(t, "every member reports itself, caught up", func() error {
+	kit.Eventually(t, "every member reports itself, caught up", func() error {
 		cs, err := status(n2)
 		if err != nil {
 			return err
@@ -73,7 +75,7 @@ func TestClusterStatusPerNode(t *testing.T) {
 	if code := n3.stop(); code != exitOK {
 		t.Fatalf("n3 stopped with %d", code)
 	}
-	eventually(t, "n3 shown unreachable", func() error {
+	kit.Eventually(t, "n3 shown unreachable", func() error {
 		cs, err := status(n1)
 		if err != nil {
 			return err

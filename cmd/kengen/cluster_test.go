@@ -6,24 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kengen/kengen/raftnode"
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing at the deadline: %v", what, err)
-}
 
 // Two `kengen serve` nodes: the second joins through the first's gRPC address; writes on
 // either are forwarded to the leader and visible on both; `kengen cluster` shows, moves
@@ -52,7 +38,7 @@ func TestClusterJoinStatusTransferRemove(t *testing.T) {
 		}
 		return st
 	}
-	eventually(t, "n2 sees both members with their gRPC addresses", func() error {
+	kit.Eventually(t, "n2 sees both members with their gRPC addresses", func() error {
 		st := status(n2)
 		if st.Leader != "n1" || len(st.Members) != 2 {
 			return fmt.Errorf("status %+v", st)
@@ -76,7 +62,7 @@ func TestClusterJoinStatusTransferRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []*node{n1, n2} {
-		eventually(t, "the write is visible", func() error {
+		kit.Eventually(t, "the write is visible", func() error {
 			out, err := run(n, "check", "deal:1", "view", "user:sato")
 			if err != nil {
 				return err
@@ -91,7 +77,7 @@ func TestClusterJoinStatusTransferRemove(t *testing.T) {
 	if _, err := run(n2, "cluster", "transfer-leader", "n2"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "n2 leads", func() error {
+	kit.Eventually(t, "n2 leads", func() error {
 		if st := status(n1); st.Leader != "n2" {
 			return fmt.Errorf("leader %q", st.Leader)
 		}
@@ -103,7 +89,7 @@ func TestClusterJoinStatusTransferRemove(t *testing.T) {
 	if _, err := run(n1, "cluster", "remove", "n1"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "n1 removed", func() error {
+	kit.Eventually(t, "n1 removed", func() error {
 		if st := status(n2); len(st.Members) != 1 || st.Members[0].ID != "n2" {
 			return fmt.Errorf("members %+v", st.Members)
 		}

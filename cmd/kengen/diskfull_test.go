@@ -3,56 +3,15 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts it at cleanup. It
-// skips the test when it cannot mount (not root, no mount permission in a container).
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot mount a %d MiB tmpfs for a real full filesystem (needs root): %v: %s", size>>20, err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("unmounting %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillTo allocates a file in dir that leaves about leave bytes free on its filesystem, and
-// returns its path: another program filling the disk.
-func fillTo(t *testing.T, dir string, leave int64) string {
-	t.Helper()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := int64(st.Bavail) * st.Bsize
-	if free <= leave {
-		t.Fatalf("%s has %d bytes free, already below %d", dir, free, leave)
-	}
-	f, err := os.CreateTemp(dir, "filler")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	path := f.Name()
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, free-leave); err != nil {
-		t.Fatalf("filling %s: %v", dir, err)
-	}
-	return path
-}
 
 // metric reads one unlabelled gauge from a /metrics page.
 func metric(t *testing.T, page []byte, name string) float64 {
@@ -74,7 +33,7 @@ func metric(t *testing.T, page []byte, name string) float64 {
 // file is deleted and writes succeed at once, without a restart; after a restart every
 // acknowledged write is there.
 func TestServeDiskFullHeals(t *testing.T) {
-	mnt := mountTmpfs(t, 64<<20)
+	mnt := kit.MountTmpfs(t, 64<<20)
 	dir := filepath.Join(mnt, "kengen-data")
 	n := startNode(t, dir)
 	n.must(t, dir, "schema", "write", "testdata/crm.zed")
@@ -89,7 +48,7 @@ func TestServeDiskFullHeals(t *testing.T) {
 	token := last[strings.LastIndex(last, " ")+1 : len(last)-1] // "touched … at TOKEN\n"
 
 	// Below the 16 MiB kept free for writes: writes are refused, every read answers.
-	filler := fillTo(t, mnt, 12<<20)
+	filler := kit.FillTo(t, mnt, 12<<20)
 	code, _, errs := n.kengen(t, nil, "--data-dir", dir, "relationship", "touch", "deal:refused", "owner", "user:sato")
 	if code != exitError || !strings.Contains(errs, "ResourceExhausted") || !strings.Contains(errs, "disk full") || !strings.Contains(errs, "filesystem mounted at "+mnt) {
 		t.Fatalf("write on a full disk: exit %d, %q; want RESOURCE_EXHAUSTED naming the filesystem at %s", code, errs, mnt)
@@ -114,7 +73,7 @@ func TestServeDiskFullHeals(t *testing.T) {
 
 	// Below the raft log's own floor (one segment and 1 MiB): a fully consistent read needs a
 	// barrier in the log and fails as RESOURCE_EXHAUSTED; reads at a token answer locally.
-	filler2 := fillTo(t, mnt, 2<<20)
+	filler2 := kit.FillTo(t, mnt, 2<<20)
 	if code, _, errs := n.kengen(t, nil, "--data-dir", dir, "check", "deal:3", "view", "user:sato"); code != exitError || !strings.Contains(errs, "ResourceExhausted") {
 		t.Errorf("fully consistent check below the log's floor: exit %d, %q", code, errs)
 	}
@@ -128,7 +87,7 @@ func TestServeDiskFullHeals(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a write succeeds once space is freed, without a restart", func() error {
+	kit.Eventually(t, "a write succeeds once space is freed, without a restart", func() error {
 		if code, _, errs := n.kengen(t, nil, "--data-dir", dir, "relationship", "touch", "deal:after", "owner", "user:sato"); code != exitOK {
 			return fmt.Errorf("exit %d: %s", code, errs)
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/kengen/kengen/api"
 	"github.com/kengen/kengen/raftnode"
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 // execMainEnv makes the test binary run kengen's main instead of the tests, so that a test
@@ -74,7 +75,7 @@ func startProcIn(t *testing.T, dataDir, id, key string, extra ...string) *proc {
 			t.Logf("output of %s:\n%s", id, p.out)
 		}
 	})
-	eventually(t, id+" serves", func() error {
+	kit.Eventually(t, id+" serves", func() error {
 		select {
 		case <-p.exited:
 			t.Fatalf("%s exited:\n%s", id, p.out)
@@ -134,7 +135,7 @@ func TestProcessClusterLeaderKill(t *testing.T) {
 	procs = append(procs, startProc(t, "p2", key, "--join", procs[0].grpcAddr))
 	procs = append(procs, startProc(t, "p3", key, "--join", procs[0].grpcAddr))
 	for _, p := range procs {
-		eventually(t, p.id+" knows three members", func() error {
+		kit.Eventually(t, p.id+" knows three members", func() error {
 			st, err := p.status(key)
 			if err != nil {
 				return err
@@ -243,7 +244,7 @@ definition doc {
 	defer stopWriters()
 	waitAcked := func(what string, n int64) {
 		t.Helper()
-		eventually(t, what, func() error {
+		kit.Eventually(t, what, func() error {
 			if got := nAcked.Load(); got < n {
 				return fmt.Errorf("%d writes acknowledged, waiting for %d", got, n)
 			}
@@ -273,7 +274,7 @@ definition doc {
 	mu.Lock()
 	live = survivors
 	mu.Unlock()
-	eventually(t, "a new leader among the survivors", func() error {
+	kit.Eventually(t, "a new leader among the survivors", func() error {
 		for _, p := range survivors {
 			st, err := p.status(key)
 			if err != nil {

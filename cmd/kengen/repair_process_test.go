@@ -14,6 +14,8 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 // Issue 11 at the process level: `kengen serve` with acknowledged writes is stopped
@@ -118,7 +120,7 @@ func TestProcessDamagedLogRefusedThenRepaired(t *testing.T) {
 			t.Errorf("acknowledged write %s is lost after the repair", doc)
 		}
 	}
-	eventually(t, "a write after the repair", func() error {
+	kit.Eventually(t, "a write after the repair", func() error {
 		_, err := p.client.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{createViewer("after")}})
 		return err
 	})

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 const stopSchema = `definition user {}
@@ -48,7 +50,7 @@ func TestServeStopIsBounded(t *testing.T) {
 	p := startProc(t, "p1", key, "--data-dir", dir, "--shutdown-timeout", "2s")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	eventually(t, "the schema is written", func() error {
+	kit.Eventually(t, "the schema is written", func() error {
 		_, err := p.client.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: stopSchema})
 		return err
 	})
