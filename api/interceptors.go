@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
-	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -65,42 +65,23 @@ func (a *authenticator) authenticate(ctx context.Context, fullMethod string) err
 	return nil
 }
 
-// metrics are the per-method request counts and latencies.
-type metrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-}
-
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "kengen", Subsystem: "grpc", Name: "requests_total",
-			Help: "gRPC requests handled, by full method name and status code.",
-		}, []string{"method", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "kengen", Subsystem: "grpc", Name: "request_duration_seconds",
-			Help:    "Latency of gRPC requests from receipt to the last response message, by full method name.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"method"}),
-	}
+// newMetrics makes the gRPC request metrics every gRPC dashboard knows (and SpiceDB exports):
+// grpc_server_started_total, grpc_server_handled_total{grpc_code}, grpc_server_handling_seconds
+// and the stream message counters, labelled grpc_type, grpc_service, grpc_method, from
+// go-grpc-middleware's Prometheus provider. They are registered on reg (none when nil).
+func newMetrics(reg prometheus.Registerer) (*grpcprom.ServerMetrics, error) {
+	m := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets([]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})))
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("api: registering metrics: %w", err)
-		}
+	if err := reg.Register(m); err != nil {
+		return nil, fmt.Errorf("api: registering metrics: %w", err)
 	}
 	return m, nil
 }
 
-func (m *metrics) observe(method string, start time.Time, err error) {
-	m.requests.WithLabelValues(method, status.Code(err).String()).Inc()
-	m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
-}
-
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	start := time.Now()
 	id := requestID(ctx)
 	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
 	defer func() {
@@ -108,7 +89,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			s.log.Error("api: panic in handler", "method", info.FullMethod, "request_id", id, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, fmt.Errorf("api: panic in %s", info.FullMethod)
 		}
-		err = s.finish(info.FullMethod, id, start, err)
+		err = s.finish(info.FullMethod, id, err)
 	}()
 	if err := s.auth.authenticate(ctx, info.FullMethod); err != nil {
 		return nil, err
@@ -118,7 +99,6 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-	start := time.Now()
 	id := requestID(ss.Context())
 	_ = ss.SetHeader(metadata.Pairs(requestIDHeader, id))
 	defer func() {
@@ -126,7 +106,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 			s.log.Error("api: panic in handler", "method", info.FullMethod, "request_id", id, "panic", r, "stack", string(debug.Stack()))
 			err = fmt.Errorf("api: panic in %s", info.FullMethod)
 		}
-		err = s.finish(info.FullMethod, id, start, err)
+		err = s.finish(info.FullMethod, id, err)
 	}()
 	if err := s.auth.authenticate(ss.Context(), info.FullMethod); err != nil {
 		return err
@@ -140,10 +120,8 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 // finish maps a handler's error to its status, logs an INTERNAL error's cause under the
 // request id (the client gets only the fixed message and the id), and records the request's
 // metrics.
-func (s *Server) finish(method, id string, start time.Time, err error) error {
-	err = s.statusFor(method, id, err).Err()
-	s.metrics.observe(method, start, err)
-	return err
+func (s *Server) finish(method, id string, err error) error {
+	return s.statusFor(method, id, err).Err()
 }
 
 // statusFor is statusOf, and for INTERNAL the message with the request id, the cause logged

@@ -29,15 +29,32 @@ func TestMetrics(t *testing.T) {
 	_, err := dial(t, env.addr, "wrong").ReadSchema(ctxT(t), &v1.ReadSchemaRequest{})
 	wantCode(t, err, codes.Unauthenticated)
 
-	const check = "/authzed.api.v1.PermissionsService/CheckPermission"
-	if got := counterValue(t, env.reg, "kengen_grpc_requests_total", map[string]string{"method": check, "code": "OK"}); got != 3 {
+	// The gRPC request metrics are go-grpc-middleware's, the names gRPC dashboards know.
+	checkLabels := map[string]string{"grpc_type": "unary", "grpc_service": "authzed.api.v1.PermissionsService", "grpc_method": "CheckPermission"}
+	withCode := func(l map[string]string, code string) map[string]string {
+		out := map[string]string{"grpc_code": code}
+		for k, v := range l {
+			out[k] = v
+		}
+		return out
+	}
+	if got := counterValue(t, env.reg, "grpc_server_handled_total", withCode(checkLabels, "OK")); got != 3 {
 		t.Errorf("CheckPermission OK count = %v, want 3", got)
 	}
-	if got := counterValue(t, env.reg, "kengen_grpc_requests_total", map[string]string{"method": "/authzed.api.v1.SchemaService/ReadSchema", "code": "Unauthenticated"}); got != 1 {
+	if got := counterValue(t, env.reg, "grpc_server_started_total", checkLabels); got != 3 {
+		t.Errorf("CheckPermission started = %v, want 3", got)
+	}
+	readSchema := map[string]string{"grpc_type": "unary", "grpc_service": "authzed.api.v1.SchemaService", "grpc_method": "ReadSchema"}
+	if got := counterValue(t, env.reg, "grpc_server_handled_total", withCode(readSchema, "Unauthenticated")); got != 1 {
 		t.Errorf("ReadSchema Unauthenticated count = %v, want 1", got)
 	}
-	if got := counterValue(t, env.reg, "kengen_grpc_request_duration_seconds", map[string]string{"method": check}); got != 3 {
+	if got := counterValue(t, env.reg, "grpc_server_handling_seconds", checkLabels); got != 3 {
 		t.Errorf("CheckPermission latency samples = %v, want 3", got)
+	}
+	// Every method's series exists before its first call, at zero.
+	const watch = `grpc_server_started_total{grpc_method="Watch",grpc_service="authzed.api.v1.WatchService",grpc_type="server_stream"}`
+	if v, ok := gather(t, env.reg)[watch]; !ok || v != 0 {
+		t.Errorf("%s = %v (present %v) before any call, want 0", watch, v, ok)
 	}
 
 	// Two servers registering on one registry collide; on their own registries they do not.

@@ -58,19 +58,19 @@ func TestCheckAndStoreMetrics(t *testing.T) {
 
 	got := gather(t, reg)
 	for name, want := range map[string]float64{
-		`kengen_check_results_total{result="has_permission"}`:                                               2,
-		`kengen_check_results_total{result="no_permission"}`:                                                1,
-		`kengen_check_results_total{result="error"}`:                                                        0,
-		`kengen_check_duration_seconds_count{permission="view",resource_type="deal"}`:                       2,
-		`kengen_check_duration_seconds_count{permission="edit",resource_type="deal"}`:                       1,
-		`kengen_check_subproblems_count`:                                                                    3,
-		`kengen_check_depth_count`:                                                                          3,
-		`kengen_store_relationships`:                                                                        6,
-		`kengen_lookup_results_count{method="/authzed.api.v1.PermissionsService/LookupResources"}`:          1,
-		`kengen_lookup_results_sum{method="/authzed.api.v1.PermissionsService/LookupResources"}`:            3,
-		`kengen_store_revision`:                                                                             float64(env.st.Revision()),
-		`kengen_store_write_stalls_total`:                                                                   0,
-		`kengen_grpc_requests_total{code="OK",method="/authzed.api.v1.PermissionsService/CheckPermission"}`: 3,
+		`kengen_check_results_total{result="has_permission"}`:                                      2,
+		`kengen_check_results_total{result="no_permission"}`:                                       1,
+		`kengen_check_results_total{result="error"}`:                                               0,
+		`kengen_check_duration_seconds_count{permission="view",resource_type="deal"}`:              2,
+		`kengen_check_duration_seconds_count{permission="edit",resource_type="deal"}`:              1,
+		`kengen_check_subproblems_count`:                                                           3,
+		`kengen_check_depth_count`:                                                                 3,
+		`kengen_store_relationships`:                                                               6,
+		`kengen_lookup_results_count{method="/authzed.api.v1.PermissionsService/LookupResources"}`: 1,
+		`kengen_lookup_results_sum{method="/authzed.api.v1.PermissionsService/LookupResources"}`:   3,
+		`kengen_store_revision`:                                                                    float64(env.st.Revision()),
+		`kengen_store_write_stalls_total`:                                                          0,
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="CheckPermission",grpc_service="authzed.api.v1.PermissionsService",grpc_type="unary"}`: 3,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)

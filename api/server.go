@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"log/slog"
 	"net"
 	"runtime"
@@ -85,8 +86,8 @@ type Server struct {
 	writer  Writer
 	checker *check.Checker
 	auth    *authenticator
-	metrics *metrics
-	lookups *lookupMetrics // metrics.go
+	metrics *grpcprom.ServerMetrics // interceptors.go
+	lookups *lookupMetrics          // metrics.go
 	log     *slog.Logger
 	grpc    *grpc.Server
 	health  *health.Server
@@ -150,8 +151,9 @@ func New(opts Options) (*Server, error) {
 	}
 
 	grpcOpts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		// Metrics outermost, so that they count the status the client gets.
+		grpc.ChainUnaryInterceptor(s.metrics.UnaryServerInterceptor(), s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.metrics.StreamServerInterceptor(), s.streamInterceptor),
 		// Requests run on long-lived workers instead of a new goroutine each: a check's call
 		// chain through the engine and Pebble outgrows a new goroutine's stack, and growing
 		// it (copying the stack, several times) cost 15% of the server's CPU under the check
@@ -168,6 +170,7 @@ func New(opts Options) (*Server, error) {
 	v1.RegisterExperimentalServiceServer(s.grpc, v1.UnimplementedExperimentalServiceServer{})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	s.metrics.InitializeMetrics(s.grpc) // every method's series exist from the start, at zero
 	s.setHealth(opts.Ready == nil)
 	return s, nil
 }

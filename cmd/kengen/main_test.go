@@ -199,7 +199,7 @@ func TestServeAndClientVerbs(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), `kengen_grpc_requests_total{code="OK",method="/authzed.api.v1.PermissionsService/CheckPermission"}`) {
+	if !strings.Contains(string(body), `grpc_server_handled_total{grpc_code="OK",grpc_method="CheckPermission",grpc_service="authzed.api.v1.PermissionsService",grpc_type="unary"}`) {
 		t.Errorf("/metrics lacks the CheckPermission count:\n%.2000s", body)
 	}
 
