@@ -1,0 +1,99 @@
+package api
+
+import (
+	"context"
+	"fmt"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+)
+
+// experimentalService serves the ExperimentalService RPCs that are deprecated aliases of
+// stable ones: older clients (and zed releases) still call BulkImportRelationships,
+// BulkExportRelationships and BulkCheckPermission, whose messages SpiceDB moved to
+// PermissionsService as ImportBulkRelationships, ExportBulkRelationships and
+// CheckBulkPermissions without changing a field number. Each alias converts its messages to
+// the stable ones through their wire form and runs the stable handler, so the two can never
+// answer differently.
+type experimentalService struct {
+	v1.UnimplementedExperimentalServiceServer
+	ps permissionsService
+}
+
+// convert copies the fields of from into to, which must have the same field numbers and types.
+func convert[T proto.Message](from proto.Message, to T) (T, error) {
+	b, err := proto.Marshal(from)
+	if err != nil {
+		return to, fmt.Errorf("api: converting %T: %w", from, err)
+	}
+	if err := proto.Unmarshal(b, to); err != nil {
+		return to, fmt.Errorf("api: converting %T to %T: %w", from, to, err)
+	}
+	return to, nil
+}
+
+// BulkCheckPermission is CheckBulkPermissions under its experimental name.
+func (s experimentalService) BulkCheckPermission(ctx context.Context, req *v1.BulkCheckPermissionRequest) (*v1.BulkCheckPermissionResponse, error) {
+	stable, err := convert(req, &v1.CheckBulkPermissionsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ps.CheckBulkPermissions(ctx, stable)
+	if err != nil {
+		return nil, err
+	}
+	return convert(resp, &v1.BulkCheckPermissionResponse{})
+}
+
+// BulkImportRelationships is ImportBulkRelationships under its experimental name.
+func (s experimentalService) BulkImportRelationships(stream v1.ExperimentalService_BulkImportRelationshipsServer) error {
+	return s.ps.ImportBulkRelationships(importStream{stream})
+}
+
+// BulkExportRelationships is ExportBulkRelationships under its experimental name.
+func (s experimentalService) BulkExportRelationships(req *v1.BulkExportRelationshipsRequest, stream v1.ExperimentalService_BulkExportRelationshipsServer) error {
+	stable, err := convert(req, &v1.ExportBulkRelationshipsRequest{})
+	if err != nil {
+		return err
+	}
+	return s.ps.ExportBulkRelationships(stable, exportStream{stream})
+}
+
+// importStream is an experimental import stream seen as a stable one.
+type importStream struct {
+	v1.ExperimentalService_BulkImportRelationshipsServer
+}
+
+var _ grpc.ClientStreamingServer[v1.ImportBulkRelationshipsRequest, v1.ImportBulkRelationshipsResponse] = importStream{}
+
+func (s importStream) Recv() (*v1.ImportBulkRelationshipsRequest, error) {
+	req, err := s.ExperimentalService_BulkImportRelationshipsServer.Recv()
+	if err != nil {
+		return nil, err
+	}
+	return convert(req, &v1.ImportBulkRelationshipsRequest{})
+}
+
+func (s importStream) SendAndClose(resp *v1.ImportBulkRelationshipsResponse) error {
+	old, err := convert(resp, &v1.BulkImportRelationshipsResponse{})
+	if err != nil {
+		return err
+	}
+	return s.ExperimentalService_BulkImportRelationshipsServer.SendAndClose(old)
+}
+
+// exportStream is an experimental export stream seen as a stable one.
+type exportStream struct {
+	v1.ExperimentalService_BulkExportRelationshipsServer
+}
+
+var _ grpc.ServerStreamingServer[v1.ExportBulkRelationshipsResponse] = exportStream{}
+
+func (s exportStream) Send(resp *v1.ExportBulkRelationshipsResponse) error {
+	old, err := convert(resp, &v1.BulkExportRelationshipsResponse{})
+	if err != nil {
+		return err
+	}
+	return s.ExperimentalService_BulkExportRelationshipsServer.Send(old)
+}
