@@ -215,7 +215,7 @@ func validateCaveatContext(sch *schema.Schema, rel *Relationship) error {
 			return fmt.Errorf("%w: %s: caveat %s has no parameter %q (its parameters: %s)", ErrInvalid, relText(rel), c.Name, k, strings.Join(names, ", "))
 		}
 		if _, err := schema.ConvertCaveatValue(typ, rel.CaveatContext[k]); err != nil {
-			return fmt.Errorf("%w: %s: caveat context parameter %q of caveat %s: %v; want a %s", ErrInvalid, relText(rel), k, c.Name, err, typ)
+			return fmt.Errorf("%w: %s: caveat context parameter %q of caveat %s: %w; want a %s", ErrInvalid, relText(rel), k, c.Name, err, typ)
 		}
 	}
 	return nil
