@@ -20,15 +20,45 @@ type watchService struct {
 // normally wakes at once through the store's Applied channel, and the poll is only a backstop.
 const watchPoll = time.Second
 
+// watchKinds is what optional_update_kinds asks a Watch to send.
+type watchKinds struct {
+	relationships, schema, checkpoints bool
+}
+
+// watchKindsOf reads optional_update_kinds as SpiceDB does: none (or only UNSPECIFIED) is
+// relationship updates alone; otherwise each kind listed is sent, and relationship updates
+// only when INCLUDE_RELATIONSHIP_UPDATES is among them.
+func watchKindsOf(kinds []v1.WatchKind) watchKinds {
+	var k watchKinds
+	for _, kind := range kinds {
+		switch kind {
+		case v1.WatchKind_WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES:
+			k.relationships = true
+		case v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES:
+			k.schema = true
+		case v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS:
+			k.checkpoints = true
+		}
+	}
+	if k == (watchKinds{}) {
+		k.relationships = true
+	}
+	return k
+}
+
 // Watch streams the relationship changes of every revision after optional_start_cursor (or
 // after the revision applied when the call arrives), one response per revision, filtered by
 // optional_object_types and optional_relationship_filters. changes_through is the ZedToken to
-// resume from. A start below the retention window fails with FAILED_PRECONDITION. The stream
-// ends when the client cancels it or the server stops.
+// resume from. optional_update_kinds adds schema changes (a response with schema_updated) and
+// checkpoints (is_checkpoint, no updates: every revision up to changes_through has been seen,
+// sent whenever the revisions the stream passed over produced nothing to send). A start below
+// the retention window fails with FAILED_PRECONDITION. The stream ends when the client
+// cancels it or the server stops.
 func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchServer) error {
 	if err := validate(req); err != nil {
 		return err
 	}
+	kinds := watchKindsOf(req.GetOptionalUpdateKinds())
 	var filters []store.Filter
 	for i, f := range req.GetOptionalRelationshipFilters() {
 		sf, err := filterFromProto(fmt.Sprintf("optional_relationship_filters[%d]", i), f, false)
@@ -60,15 +90,17 @@ func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchSe
 		applied := s.st.Applied() // taken before the check, so no advance is missed
 		if s.st.Revision() > after {
 			var sendErr error
+			sent := after
 			err := s.st.Changes(after, func(c *store.Change) bool {
 				after = c.Revision
-				resp, err := watchResponse(c, types, filters)
+				resp, err := watchResponse(c, kinds, types, filters)
 				if err != nil {
 					sendErr = err
 					return false
 				}
 				if resp != nil {
 					sendErr = stream.Send(resp)
+					sent = after
 				}
 				return sendErr == nil
 			})
@@ -77,6 +109,11 @@ func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchSe
 			}
 			if err != nil {
 				return fmt.Errorf("watching changes after revision %d: %w", after, err)
+			}
+			if kinds.checkpoints && sent < after {
+				if err := stream.Send(&v1.WatchResponse{ChangesThrough: encodeZedToken(after), IsCheckpoint: true}); err != nil {
+					return err
+				}
 			}
 		}
 		select {
@@ -90,10 +127,15 @@ func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchSe
 	}
 }
 
-// watchResponse is the response for one change, or nil when the filters leave nothing of it.
-func watchResponse(c *store.Change, types map[string]bool, filters []store.Filter) (*v1.WatchResponse, error) {
-	resp := &v1.WatchResponse{ChangesThrough: encodeZedToken(c.Revision), SchemaUpdated: c.SchemaChanged}
+// watchResponse is the response for one change, or nil when the kinds asked for and the
+// filters leave nothing of it.
+func watchResponse(c *store.Change, kinds watchKinds, types map[string]bool, filters []store.Filter) (*v1.WatchResponse, error) {
+	schema := kinds.schema && c.SchemaChanged
+	resp := &v1.WatchResponse{ChangesThrough: encodeZedToken(c.Revision), SchemaUpdated: schema}
 	for i := range c.Updates {
+		if !kinds.relationships {
+			break
+		}
 		u := &c.Updates[i]
 		if !watched(&u.Relationship, types, filters) {
 			continue
@@ -111,7 +153,7 @@ func watchResponse(c *store.Change, types map[string]bool, filters []store.Filte
 		}
 		resp.Updates = append(resp.Updates, &v1.RelationshipUpdate{Operation: op, Relationship: rel})
 	}
-	if len(resp.Updates) == 0 && !(c.SchemaChanged && len(types) == 0 && len(filters) == 0) {
+	if len(resp.Updates) == 0 && !schema {
 		return nil, nil
 	}
 	return resp, nil

@@ -83,3 +83,65 @@ func TestWatch(t *testing.T) {
 	}
 	wantCode(t, err, codes.FailedPrecondition, "retained")
 }
+
+// TestWatchUpdateKinds: optional_update_kinds as SpiceDB reads it. By default a stream sends
+// relationship updates only; INCLUDE_SCHEMA_UPDATES adds a response with schema_updated for a
+// schema change; INCLUDE_CHECKPOINTS adds an is_checkpoint response, with no updates, whenever
+// the revisions passed over gave nothing to send, so a client's cursor still advances.
+func TestWatchUpdateKinds(t *testing.T) {
+	env := startServer(t, Options{})
+	start := env.writeSchema(lookupTestSchema)
+	watch := func(kinds ...v1.WatchKind) v1.WatchService_WatchClient {
+		stream, err := env.client.Watch(ctxT(t), &v1.WatchRequest{OptionalStartCursor: start, OptionalUpdateKinds: kinds,
+			OptionalObjectTypes: []string{"deal"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stream
+	}
+	plain := watch()
+	all := watch(v1.WatchKind_WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES, v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES, v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS)
+	schemaOnly := watch(v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES)
+
+	schemaTok := env.writeSchema(lookupTestSchema + "\n") // a schema change
+	folderTok := env.touch("team:t1#member@user:amy")   // filtered out: not a deal
+	dealTok := env.touch("deal:1#viewer@user:amy")        // a deal update
+
+	// The plain stream: the deal update, nothing else.
+	if resp := recvWatch(t, plain); resp.GetSchemaUpdated() || resp.GetIsCheckpoint() ||
+		resp.GetChangesThrough().GetToken() != dealTok.GetToken() || len(resp.GetUpdates()) != 1 {
+		t.Errorf("default kinds: first response %v, want only the deal update at %s", resp, dealTok.GetToken())
+	}
+	// Everything: the schema change, then a checkpoint or the deal update, ending at the deal.
+	resp := recvWatch(t, all)
+	if !resp.GetSchemaUpdated() || len(resp.GetUpdates()) != 0 || resp.GetChangesThrough().GetToken() != schemaTok.GetToken() {
+		t.Fatalf("schema updates: first response %v, want schema_updated at %s", resp, schemaTok.GetToken())
+	}
+	var sawDeal bool
+	for !sawDeal {
+		resp = recvWatch(t, all)
+		switch {
+		case resp.GetIsCheckpoint():
+			if len(resp.GetUpdates()) != 0 || resp.GetChangesThrough().GetToken() != folderTok.GetToken() && resp.GetChangesThrough().GetToken() != schemaTok.GetToken() {
+				t.Errorf("checkpoint %v, want one with no updates at the folder write", resp)
+			}
+		case len(resp.GetUpdates()) == 1 && resp.GetChangesThrough().GetToken() == dealTok.GetToken():
+			sawDeal = true
+		default:
+			t.Fatalf("unexpected response %v", resp)
+		}
+	}
+	// A revision after the last one sent that gives nothing to send: a checkpoint at it.
+	lastTok := env.touch("team:t2#member@user:amy")
+	if resp := recvWatch(t, all); !resp.GetIsCheckpoint() || len(resp.GetUpdates()) != 0 || resp.GetChangesThrough().GetToken() != lastTok.GetToken() {
+		t.Errorf("after a filtered-out write: %v, want a checkpoint at %s", resp, lastTok.GetToken())
+	}
+	// Schema updates alone: the schema change and no relationship update.
+	if resp := recvWatch(t, schemaOnly); !resp.GetSchemaUpdated() || len(resp.GetUpdates()) != 0 {
+		t.Errorf("schema-only stream: %v, want the schema change", resp)
+	}
+	env.writeSchema(lookupTestSchema)
+	if resp := recvWatch(t, schemaOnly); !resp.GetSchemaUpdated() || len(resp.GetUpdates()) != 0 {
+		t.Errorf("schema-only stream after the deal update: %v, want the next schema change and nothing between", resp)
+	}
+}
