@@ -11,14 +11,15 @@ import (
 
 // experimentalService serves the ExperimentalService RPCs that are deprecated aliases of
 // stable ones: older clients (and zed releases) still call BulkImportRelationships,
-// BulkExportRelationships and BulkCheckPermission, whose messages SpiceDB moved to
-// PermissionsService as ImportBulkRelationships, ExportBulkRelationships and
-// CheckBulkPermissions without changing a field number. Each alias converts its messages to
+// BulkExportRelationships, BulkCheckPermission and ExperimentalReflectSchema, whose messages
+// SpiceDB moved to PermissionsService (ImportBulkRelationships, ExportBulkRelationships,
+// CheckBulkPermissions) and SchemaService (ReflectSchema) without changing a field number. Each alias converts its messages to
 // the stable ones through their wire form and runs the stable handler, so the two can never
 // answer differently.
 type experimentalService struct {
 	v1.UnimplementedExperimentalServiceServer
 	ps permissionsService
+	ss schemaService
 }
 
 // convert copies the fields of from into to, which must have the same field numbers and types.
@@ -44,6 +45,19 @@ func (s experimentalService) BulkCheckPermission(ctx context.Context, req *v1.Bu
 		return nil, err
 	}
 	return convert(resp, &v1.BulkCheckPermissionResponse{})
+}
+
+// ExperimentalReflectSchema is ReflectSchema under its experimental name.
+func (s experimentalService) ExperimentalReflectSchema(ctx context.Context, req *v1.ExperimentalReflectSchemaRequest) (*v1.ExperimentalReflectSchemaResponse, error) {
+	stable, err := convert(req, &v1.ReflectSchemaRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ss.ReflectSchema(ctx, stable)
+	if err != nil {
+		return nil, err
+	}
+	return convert(resp, &v1.ExperimentalReflectSchemaResponse{})
 }
 
 // BulkImportRelationships is ImportBulkRelationships under its experimental name.

@@ -167,7 +167,7 @@ func New(opts Options) (*Server, error) {
 	v1.RegisterSchemaServiceServer(s.grpc, schemaService{Server: s})
 	v1.RegisterPermissionsServiceServer(s.grpc, permissionsService{Server: s})
 	v1.RegisterWatchServiceServer(s.grpc, watchService{Server: s})
-	v1.RegisterExperimentalServiceServer(s.grpc, experimentalService{ps: permissionsService{Server: s}})
+	v1.RegisterExperimentalServiceServer(s.grpc, experimentalService{ps: permissionsService{Server: s}, ss: schemaService{Server: s}})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.metrics.InitializeMetrics(s.grpc) // every method's series exist from the start, at zero

@@ -41,7 +41,7 @@ func generate(s *Schema) string {
 			if i > 0 && r.IsPermission != ns.Relations[i-1].IsPermission {
 				b.WriteString("\n")
 			}
-			writeDoc(&b, relationDoc(r), "\t")
+			writeDoc(&b, r.Comment(), "\t")
 			b.WriteString("\t" + r.String() + "\n")
 		}
 		b.WriteString("}\n")
@@ -49,11 +49,11 @@ func generate(s *Schema) string {
 	return b.String()
 }
 
-// relationDoc is the doc comment generated for r: its Doc, and for a relation with a limit a
+// Comment is the doc comment kengen writes for r: its Doc, and for a relation with a limit a
 // last line `kengen:limit N`, the form of the limit that SpiceDB's parser accepts (it keeps a
 // doc comment as a comment), so that every schema text kengen generates is one SpiceDB's
-// tools (zed) can parse.
-func relationDoc(r *Relation) string {
+// tools (zed) can parse. Generate and the reflection API use it.
+func (r *Relation) Comment() string {
 	if r.Limit == 0 {
 		return r.Doc
 	}
@@ -66,7 +66,7 @@ func relationDoc(r *Relation) string {
 
 // String renders the relation or permission as one canonical schema line, e.g.
 // `relation viewer: user | group#member` or `permission view = viewer + edit`. A relation's
-// limit is not part of the line: generate writes it into the doc comment (relationDoc).
+// limit is not part of the line: generate writes it into the doc comment (Comment).
 func (r *Relation) String() string {
 	if r.IsPermission {
 		return "permission " + r.Name + " = " + r.Rewrite.String()
@@ -168,4 +168,12 @@ func writeDoc(b *strings.Builder, doc, indent string) {
 		}
 	}
 	b.WriteString(indent + " */\n")
+}
+
+// DocComment renders doc as the `/** ... */` comment Generate writes for it, without the
+// final newline; "" for no doc. Reflection APIs return comments in this form.
+func DocComment(doc string) string {
+	var b strings.Builder
+	writeDoc(&b, doc, "")
+	return strings.TrimSuffix(b.String(), "\n")
 }
