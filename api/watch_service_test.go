@@ -104,7 +104,7 @@ func TestWatchUpdateKinds(t *testing.T) {
 	schemaOnly := watch(v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES)
 
 	schemaTok := env.writeSchema(lookupTestSchema + "\n") // a schema change
-	folderTok := env.touch("team:t1#member@user:amy")   // filtered out: not a deal
+	folderTok := env.touch("team:t1#member@user:amy")     // filtered out: not a deal
 	dealTok := env.touch("deal:1#viewer@user:amy")        // a deal update
 
 	// The plain stream: the deal update, nothing else.
