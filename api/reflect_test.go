@@ -1,6 +1,7 @@
 package api
 
 import (
+	"slices"
 	"testing"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -117,4 +118,60 @@ func TestReflectSchema(t *testing.T) {
 	if string(a) != string(b) {
 		t.Errorf("ExperimentalReflectSchema:\n%s\nReflectSchema:\n%s", a, b)
 	}
+}
+
+// TestDependentAndComputable: DependentRelations follows a permission's inputs through
+// permissions and arrows (onto the tupleset's subject types); ComputablePermissions follows a
+// relation's uses the other way, with a definition prefix filter.
+func TestDependentAndComputable(t *testing.T) {
+	env := startServer(t, Options{})
+	env.writeSchema(`definition user {}
+definition folder {
+	relation parent: folder
+	relation viewer: user
+	permission view = viewer + parent->view
+}
+definition document {
+	relation folder: folder
+	relation owner: user
+	permission edit = owner
+	permission view = edit + folder->view
+}
+`)
+	refs := func(rs []*v1.ReflectionRelationReference) []string {
+		var out []string
+		for _, r := range rs {
+			s := r.GetDefinitionName() + "#" + r.GetRelationName()
+			if r.GetIsPermission() {
+				s += "(p)"
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	dep, err := env.client.DependentRelations(ctxT(t), &v1.DependentRelationsRequest{DefinitionName: "document", PermissionName: "view"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := refs(dep.GetRelations()), []string{"document#edit(p)", "document#folder", "document#owner", "folder#parent", "folder#view(p)", "folder#viewer"}; !slices.Equal(got, want) {
+		t.Errorf("DependentRelations(document#view) = %v, want %v", got, want)
+	}
+	comp, err := env.client.ComputablePermissions(ctxT(t), &v1.ComputablePermissionsRequest{DefinitionName: "folder", RelationName: "viewer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := refs(comp.GetPermissions()), []string{"document#view(p)", "folder#view(p)"}; !slices.Equal(got, want) {
+		t.Errorf("ComputablePermissions(folder#viewer) = %v, want %v", got, want)
+	}
+	comp, err = env.client.ComputablePermissions(ctxT(t), &v1.ComputablePermissionsRequest{DefinitionName: "folder", RelationName: "viewer", OptionalDefinitionNameFilter: "doc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := refs(comp.GetPermissions()); !slices.Equal(got, []string{"document#view(p)"}) {
+		t.Errorf("ComputablePermissions with filter doc = %v", got)
+	}
+	_, err = env.client.DependentRelations(ctxT(t), &v1.DependentRelationsRequest{DefinitionName: "document", PermissionName: "owner"})
+	wantCode(t, err, codes.InvalidArgument, "is a relation")
+	_, err = env.client.ComputablePermissions(ctxT(t), &v1.ComputablePermissionsRequest{DefinitionName: "invoice", RelationName: "x"})
+	wantCode(t, err, codes.InvalidArgument, "invoice")
 }
