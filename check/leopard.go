@@ -134,9 +134,9 @@ func (w *walker) leopard(k key, rel *schema.Relation, hops int) (o outcome, ok b
 }
 
 // leopardBackwards finds the objects that hold the subject directly on one of the plan's
-// relations and asks the closure whether k's object reaches each. A closure entry is only
-// stored while the closure is complete, so only a miss needs the overflow marker read, and a
-// subject that holds nothing needs no closure read at all.
+// relations and asks the closure whether k's object reaches each. A marked object keeps stale
+// entries (store/leopard_write.go), so the closure's completeness is read before any entry is
+// trusted; a subject that holds nothing needs no closure read at all.
 func (w *walker) leopardBackwards(k key, p *leopardPlan) (outcome, bool, error) {
 	s := k.subject
 	acc := outcome{m: NoPermission, low: noCycle}
@@ -149,18 +149,18 @@ func (w *walker) leopardBackwards(k key, p *leopardPlan) (outcome, bool, error) 
 		for i := range holders {
 			t := &holders[i]
 			if t.ResourceID != k.resID {
+				if !knownComplete {
+					complete, err := w.ev.r.ClosureComplete(p.edge, k.resID)
+					if err != nil || !complete {
+						return outcome{}, false, err
+					}
+					knownComplete = true
+				}
 				reaches, err := w.ev.r.InClosure(p.edge, k.resID, t.ResourceID)
 				if err != nil {
 					return outcome{}, false, err
 				}
 				if !reaches {
-					if !knownComplete {
-						complete, err := w.ev.r.ClosureComplete(p.edge, k.resID)
-						if err != nil || !complete {
-							return outcome{}, false, err
-						}
-						knownComplete = true
-					}
 					continue
 				}
 			}
