@@ -31,7 +31,6 @@ definition role {
 }
 `
 
-//
 // Seeds 6 and up run under closure budgets small enough that maintenance runs out and marks
 // objects (store/leopard_write.go), so the answers over a partly maintained index are checked
 // too.

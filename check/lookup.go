@@ -347,7 +347,7 @@ type candidate struct {
 // userset that may contain it, and returns those of the requested type and permission,
 // sorted by id.
 func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema, req ResourcesRequest) ([]candidate, error) {
-	g := reverseGraphOf(sch)
+	g := sch.Reverse()
 	subjRel := normaliseRelation(req.SubjectRelation)
 	// certain[type, relation][id] is false for a node reached only through an intersection,
 	// an exclusion, an all-arrow or a caveat; a node first reached uncertain and later certain
@@ -381,7 +381,7 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 	}
 	shared := make(map[scanKey]*sharedScan)
 	scan := func(k scanKey) ([]arrowHit, error) {
-		users := g.sharedScans[tupleset{k.subjType, k.subjRel, k.resType, k.tupleset}]
+		users := g.SharedScans[schema.TuplesetScan{SubjectType: k.subjType, SubjectRelation: k.subjRel, ResourceType: k.resType, Tupleset: k.tupleset}]
 		if s, ok := shared[k]; ok {
 			if s.left--; s.left == 0 {
 				delete(shared, k)
@@ -412,8 +412,8 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 		stack = stack[:len(stack)-1]
 		n, sure := it.n, it.certain
 		// Relationships whose subject is n.
-		for _, d := range g.direct[directKey{n.typ, n.relation, n.id == store.Wildcard}] {
-			err := r.Resources(n.typ, n.id, n.relation, d.resType, d.relation, func(t *store.Relationship) bool {
+		for _, d := range g.Direct[schema.SubjectKind{Type: n.typ, Relation: n.relation, Wildcard: n.id == store.Wildcard}] {
+			err := r.Resources(n.typ, n.id, n.relation, d.Type, d.Relation, func(t *store.Relationship) bool {
 				push(node{t.ResourceType, t.ResourceID, t.Relation}, sure && t.Caveat == "")
 				return true
 			})
@@ -425,18 +425,18 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 			continue
 		}
 		// Permissions on the same object that name n's relation.
-		for _, p := range g.computed[[2]string{n.typ, n.relation}] {
-			push(node{n.typ, n.id, p.permission}, sure && p.union)
+		for _, p := range g.Computed[schema.RelationRef{Type: n.typ, Relation: n.relation}] {
+			push(node{n.typ, n.id, p.Permission}, sure && p.Union)
 		}
 		// Arrows whose tupleset holds n's object and whose target is n's relation.
-		for _, a := range g.arrows[n.relation] {
-			for _, subjRel := range a.subjectRelations[n.typ] {
-				hits, err := scan(scanKey{n.typ, n.id, subjRel, a.resType, a.tupleset})
+		for _, a := range g.Arrows[n.relation] {
+			for _, subjRel := range a.SubjectRelations[n.typ] {
+				hits, err := scan(scanKey{n.typ, n.id, subjRel, a.ResourceType, a.Tupleset})
 				if err != nil {
 					return nil, err
 				}
 				for _, h := range hits {
-					push(node{a.resType, h.id, a.permission}, sure && a.union && !h.caveated)
+					push(node{a.ResourceType, h.id, a.Permission}, sure && a.Union && !h.caveated)
 				}
 			}
 		}
@@ -458,11 +458,6 @@ type typeRelation struct{ typ, relation string }
 // subject is subjType:subjID#subjRel.
 type scanKey struct {
 	subjType, subjID, subjRel, resType, tupleset string
-}
-
-// tupleset is a scanKey without its subject id.
-type tupleset struct {
-	subjType, subjRel, resType, tupleset string
 }
 
 // arrowHit is a resource a tupleset scan found, and whether its relationship has a caveat.
@@ -552,131 +547,4 @@ func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) 
 	close(next)
 	wg.Wait()
 	return results
-}
-
-// reverseGraph indexes a schema backwards: which relations may hold a kind of subject, which
-// permissions name a relation, which arrows lead to it.
-type reverseGraph struct {
-	direct   map[directKey][]directEdge
-	computed map[[2]string][]computedEdge // (type, relation) → permissions of that type naming it
-	arrows   map[string][]arrowEdge       // target relation name → arrows
-	// sharedScans counts, for a tupleset read by more than one arrow, how many arrows read it.
-	sharedScans map[tupleset]int
-}
-
-// reverseGraphs caches newReverseGraph per compiled schema.
-var reverseGraphs sync.Map // *schema.Schema → *reverseGraph
-
-func reverseGraphOf(sch *schema.Schema) *reverseGraph {
-	if g, ok := reverseGraphs.Load(sch); ok {
-		return g.(*reverseGraph)
-	}
-	g := newReverseGraph(sch)
-	reverseGraphs.Store(sch, g)
-	return g
-}
-
-type directKey struct {
-	subjType, subjRel string
-	wildcard          bool
-}
-
-type directEdge struct{ resType, relation string }
-
-// computedEdge is a permission that names a relation. union is true when some mention sits
-// in a union position (reached from the root through unions only), so that a member of the
-// relation is a member of the permission.
-type computedEdge struct {
-	permission string
-	union      bool
-}
-
-type arrowEdge struct {
-	resType, tupleset, permission string
-	// union is true for an any-arrow in a union position.
-	union bool
-	// subjectRelations maps a subject type the tupleset allows to its subject relations.
-	subjectRelations map[string][]string
-}
-
-func newReverseGraph(sch *schema.Schema) *reverseGraph {
-	g := &reverseGraph{direct: make(map[directKey][]directEdge), computed: make(map[[2]string][]computedEdge), arrows: make(map[string][]arrowEdge)}
-	for _, ns := range sch.Namespaces {
-		for _, rel := range ns.Relations {
-			if !rel.IsPermission {
-				seen := make(map[directKey]bool)
-				for _, a := range rel.AllowedSubjects {
-					k := directKey{a.Type, a.Relation, a.Wildcard}
-					if !seen[k] {
-						seen[k] = true
-						g.direct[k] = append(g.direct[k], directEdge{ns.Name, rel.Name})
-					}
-				}
-				continue
-			}
-			named := make(map[string]bool) // relation → some mention in a union position
-			var walk func(rw *schema.Rewrite, union bool)
-			walk = func(rw *schema.Rewrite, union bool) {
-				switch rw.Kind {
-				case schema.RewriteComputedUserset:
-					named[rw.Relation] = named[rw.Relation] || union
-				case schema.RewriteTupleToUserset:
-					ts := ns.Relation(rw.Tupleset)
-					if ts == nil {
-						return
-					}
-					e := arrowEdge{resType: ns.Name, tupleset: rw.Tupleset, permission: rel.Name,
-						union: union && rw.Func == schema.ArrowAny, subjectRelations: make(map[string][]string)}
-					for _, a := range ts.AllowedSubjects {
-						if a.Wildcard || contains(e.subjectRelations[a.Type], a.Relation) {
-							continue
-						}
-						e.subjectRelations[a.Type] = append(e.subjectRelations[a.Type], a.Relation)
-					}
-					g.arrows[rw.Relation] = append(g.arrows[rw.Relation], e)
-				case schema.RewriteUnion:
-					for _, ch := range rw.Children {
-						walk(ch, union)
-					}
-				case schema.RewriteIntersection:
-					for _, ch := range rw.Children {
-						walk(ch, false)
-					}
-				case schema.RewriteExclusion:
-					// The subtracted side can never make a subject a member.
-					walk(rw.Children[0], false)
-				}
-			}
-			walk(rel.Rewrite, true)
-			for name, union := range named {
-				k := [2]string{ns.Name, name}
-				g.computed[k] = append(g.computed[k], computedEdge{rel.Name, union})
-			}
-		}
-	}
-	g.sharedScans = make(map[tupleset]int)
-	for _, edges := range g.arrows {
-		for _, a := range edges {
-			for typ, rels := range a.subjectRelations {
-				for _, rel := range rels {
-					g.sharedScans[tupleset{typ, rel, a.resType, a.tupleset}]++
-				}
-			}
-		}
-	}
-	for k, n := range g.sharedScans {
-		if n < 2 {
-			delete(g.sharedScans, k)
-		}
-	}
-	return g
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"sync"
 
 	"github.com/kengen/kengen/schema"
 )
@@ -34,83 +33,22 @@ const (
 const DefaultClosureLimit = 2_000
 
 // Edge names a relation the Leopard index covers: relationships typ:x#rel@typ:y[#subjRel].
-type Edge struct {
-	Type, Relation, SubjectRelation string
-}
+// Which relations those are is decided once, by the schema's analysis stage
+// (schema.Schema.IndexedEdges), which check/ reads too.
+type Edge = schema.Edge
 
-// indexedEdges derives from a schema the relations the index covers: a relation whose only
-// subject type is its own type, with no caveat, expiration or wildcard, used as the tupleset
-// of an arrow (parent roles); and the self-userset entry `typ#rel` of a relation (nested
-// groups), when it carries no caveat or expiration. Caveats and expirations would make the
-// closure depend on request context or time, so those relations are walked.
-func indexedEdges(sch *schema.Schema) []Edge {
-	if sch == nil {
-		return nil
-	}
-	var out []Edge
-	for _, ns := range sch.Namespaces {
-		tuplesets := map[string]bool{}
-		for _, r := range ns.Relations {
-			collectTuplesets(r.Rewrite, tuplesets)
-		}
-		for _, r := range ns.Relations {
-			if r.IsPermission {
-				continue
-			}
-			if tuplesets[r.Name] && len(r.AllowedSubjects) == 1 {
-				a := r.AllowedSubjects[0]
-				if a.Type == ns.Name && a.Relation == "" && !a.Wildcard && a.Caveat == "" && !a.Expiration {
-					out = append(out, Edge{ns.Name, r.Name, ""})
-				}
-			}
-			for _, a := range r.AllowedSubjects {
-				if a.Type == ns.Name && a.Relation == r.Name && a.Caveat == "" && !a.Expiration {
-					out = append(out, Edge{ns.Name, r.Name, r.Name})
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-func collectTuplesets(rw *schema.Rewrite, into map[string]bool) {
-	if rw == nil {
-		return
-	}
-	if rw.Kind == schema.RewriteTupleToUserset && rw.Func == schema.ArrowAny {
-		into[rw.Tupleset] = true
-	}
-	for _, c := range rw.Children {
-		collectTuplesets(c, into)
-	}
-}
-
-// edgeSets caches indexedEdges per compiled schema.
-var edgeSets sync.Map // *schema.Schema → map[Edge]bool
-
-// edges returns the relations the store's Leopard index covers under sch: none when
+// edges returns the relations the store's Leopard index covers under sch, sorted: none when
 // Options.NoClosureIndex turns the index off.
-func (s *Store) edges(sch *schema.Schema) map[Edge]bool {
+func (s *Store) edges(sch *schema.Schema) []Edge {
 	if s.opts.NoClosureIndex {
 		return nil
 	}
-	return edgesOf(sch)
+	return sch.IndexedEdges()
 }
 
-func edgesOf(sch *schema.Schema) map[Edge]bool {
-	if sch == nil {
-		return nil
-	}
-	if m, ok := edgeSets.Load(sch); ok {
-		return m.(map[Edge]bool)
-	}
-	m := map[Edge]bool{}
-	for _, e := range indexedEdges(sch) {
-		m[e] = true
-	}
-	edgeSets.Store(sch, m)
-	return m
+// indexes reports whether the store's Leopard index covers e under sch.
+func (s *Store) indexes(sch *schema.Schema, e Edge) bool {
+	return !s.opts.NoClosureIndex && sch.Indexes(e)
 }
 
 func closureObjectPrefix(b []byte, prefix byte, e Edge, from string) []byte {
@@ -125,7 +63,7 @@ func closureObjectPrefix(b []byte, prefix byte, e Edge, from string) []byte {
 // cover relation rel of typ with subject relation subjRel ("" for arrows over parent-like
 // relations, rel itself for nested usersets).
 func (r *Reader) Indexed(typ, rel, subjRel string) bool {
-	return r.s.edges(r.sch)[Edge{typ, rel, plain(subjRel)}]
+	return r.s.indexes(r.sch, Edge{Type: typ, Relation: rel, SubjectRelation: plain(subjRel)})
 }
 
 // Reaches reports whether object `to` is reachable from `from` over one or more relationships

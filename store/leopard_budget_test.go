@@ -33,7 +33,7 @@ func budgetRound(t *testing.T, seed uint64) {
 		t.Fatal(err)
 	}
 	const roles = 24
-	parent := Edge{"role", "parent", ""}
+	parent := Edge{Type: "role", Relation: "parent"}
 	edges := map[[2]int]bool{} // the live parent edges, child → parent
 	// A chain or tree over the roles, written in a random order, then changes.
 	perm := rng.Perm(roles)
@@ -203,7 +203,7 @@ func TestClosureBudgetMarkCleared(t *testing.T) {
 	if _, err := s.Apply(2, t0, b); err != nil {
 		t.Fatal(err)
 	}
-	parent := Edge{"role", "parent", ""}
+	parent := Edge{Type: "role", Relation: "parent"}
 	r, _ := s.Reader(0)
 	complete, _ := r.ClosureComplete(parent, "c0")
 	r.Close()

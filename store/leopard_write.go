@@ -22,8 +22,8 @@ func (w *writer) maintainClosures(sch *schema.Schema) error {
 	dirty := map[Edge]map[string]bool{}
 	for _, u := range w.change.updates {
 		rel := &u.Relationship
-		e := Edge{rel.ResourceType, rel.Relation, rel.SubjectRelation}
-		if rel.SubjectType != rel.ResourceType || !edges[e] {
+		e := Edge{Type: rel.ResourceType, Relation: rel.Relation, SubjectRelation: rel.SubjectRelation}
+		if rel.SubjectType != rel.ResourceType || !w.s.indexes(sch, e) {
 			continue
 		}
 		if dirty[e] == nil {
@@ -31,7 +31,7 @@ func (w *writer) maintainClosures(sch *schema.Schema) error {
 		}
 		dirty[e][rel.ResourceID] = true
 	}
-	for _, e := range sortedEdges(edges) {
+	for _, e := range edges {
 		if dirty[e] == nil {
 			continue
 		}
@@ -516,10 +516,9 @@ func tarjan(nodes map[string]bool, outs map[string][]string) [][]string {
 // reindexClosures, inside a schema write, builds the closures of relations the new schema
 // indexes and the old one did not, and retires those of relations no longer indexed.
 func (s *Store) reindexClosures(wb *pebble.Batch, rev Revision, at time.Time, old, sch *schema.Schema) error {
-	before, after := s.edges(old), s.edges(sch)
 	w := &writer{s: s, wb: wb, rev: rev, at: at}
-	for _, e := range sortedEdges(before) {
-		if after[e] {
+	for _, e := range s.edges(old) {
+		if s.indexes(sch, e) {
 			continue
 		}
 		for _, prefix := range []byte{prefixClosure, prefixOverflow} {
@@ -544,8 +543,8 @@ func (s *Store) reindexClosures(wb *pebble.Batch, rev Revision, at time.Time, ol
 			}
 		}
 	}
-	for _, e := range sortedEdges(after) {
-		if before[e] {
+	for _, e := range s.edges(sch) {
+		if s.indexes(old, e) {
 			continue
 		}
 		sources := map[string]bool{}
@@ -568,22 +567,4 @@ func (s *Store) reindexClosures(wb *pebble.Batch, rev Revision, at time.Time, ol
 		}
 	}
 	return w.logRetired()
-}
-
-func sortedEdges(m map[Edge]bool) []Edge {
-	out := make([]Edge, 0, len(m))
-	for e := range m {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Type != b.Type {
-			return a.Type < b.Type
-		}
-		if a.Relation != b.Relation {
-			return a.Relation < b.Relation
-		}
-		return a.SubjectRelation < b.SubjectRelation
-	})
-	return out
 }
