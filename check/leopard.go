@@ -153,5 +153,7 @@ func (w *walker) leopardForwards(k key, p *schema.LeopardPlan, hops int) (outcom
 	if err != nil {
 		return outcome{}, false, err
 	}
-	return union.fold(outs, done), true, nil
+	o := union.fold(outs, done)
+	o.height++
+	return o, true, nil
 }

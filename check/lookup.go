@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -281,7 +282,7 @@ func (c *Checker) lookupResources(ctx context.Context, r *store.Reader, req Reso
 	cands, ok := c.candidates.get(ck)
 	if !ok {
 		var err error
-		if cands, err = resourceCandidates(ctx, r, sch, req); err != nil {
+		if cands, err = resourceCandidates(ctx, r, sch, req, c.maxDepth); err != nil {
 			return nil, err
 		}
 		c.candidates.put(ck, cands)
@@ -346,30 +347,41 @@ type candidate struct {
 // resourceCandidates walks backwards from the subject (and its type's wildcard) to every
 // userset that may contain it, and returns those of the requested type and permission,
 // sorted by id.
-func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema, req ResourcesRequest) ([]candidate, error) {
+//
+// The depth rule is Check's: hops count the objects a path traverses through arrows and
+// usersets. A candidate is certain only if the walk reached it within maxDepth hops; one
+// reached further is confirmed by Check, which answers from the index when the closure is
+// complete and otherwise refuses (ErrMaxDepth) as it would for the same question, so that a
+// lookup never lists a resource Check refuses.
+func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema, req ResourcesRequest, maxDepth int) ([]candidate, error) {
 	g := sch.Reverse()
 	subjRel := normaliseRelation(req.SubjectRelation)
-	// certain[type, relation][id] is false for a node reached only through an intersection,
-	// an exclusion, an all-arrow or a caveat; a node first reached uncertain and later certain
-	// is walked again, so certainty spreads (each node is walked at most twice). Keyed by
-	// (type, relation) first, so that the large inner maps hash only ids.
-	certain := make(map[typeRelation]map[string]bool)
+	// certain[type, relation][id].sure is false for a node reached only through an
+	// intersection, an exclusion, an all-arrow or a caveat; a node first reached uncertain and
+	// later certain is walked again, so certainty spreads (each node is walked at most twice).
+	// hops is the length of the path it was first reached on (at least the shortest). Keyed
+	// by (type, relation) first, so that the large inner maps hash only ids.
+	certain := make(map[typeRelation]map[string]reach)
 	type item struct {
 		n       node
 		certain bool
+		hops    int
 	}
 	var stack []item
-	push := func(n node, sure bool) {
+	push := func(n node, sure bool, hops int) {
 		tr := typeRelation{n.typ, n.relation}
 		ids := certain[tr]
 		if ids == nil {
-			ids = make(map[string]bool)
+			ids = make(map[string]reach)
 			certain[tr] = ids
 		}
 		was, seen := ids[n.id]
-		if !seen || (sure && !was) {
-			ids[n.id] = sure
-			stack = append(stack, item{n, sure})
+		if !seen || (sure && !was.sure) {
+			if seen {
+				hops = min(hops, int(was.hops))
+			}
+			ids[n.id] = reach{sure, int32(min(hops, math.MaxInt32))}
+			stack = append(stack, item{n, sure, hops})
 		}
 	}
 	// shared holds the results of tupleset scans that several arrows make (account->edit and
@@ -398,9 +410,9 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 		}
 		return hits, err
 	}
-	push(node{req.SubjectType, req.SubjectID, subjRel}, true)
+	push(node{req.SubjectType, req.SubjectID, subjRel}, true, 0)
 	if subjRel == "" {
-		push(node{req.SubjectType, store.Wildcard, ""}, true)
+		push(node{req.SubjectType, store.Wildcard, ""}, true, 0)
 	}
 	for steps := 0; len(stack) > 0; steps++ {
 		if steps%256 == 0 {
@@ -411,10 +423,14 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		n, sure := it.n, it.certain
-		// Relationships whose subject is n.
+		// Relationships whose subject is n: one hop further when n is a userset, as in Check.
+		hops := it.hops
+		if n.relation != "" {
+			hops++
+		}
 		for _, d := range g.Direct[schema.SubjectKind{Type: n.typ, Relation: n.relation, Wildcard: n.id == store.Wildcard}] {
 			err := r.Resources(n.typ, n.id, n.relation, d.Type, d.Relation, func(t *store.Relationship) bool {
-				push(node{t.ResourceType, t.ResourceID, t.Relation}, sure && t.Caveat == "")
+				push(node{t.ResourceType, t.ResourceID, t.Relation}, sure && t.Caveat == "", hops)
 				return true
 			})
 			if err != nil {
@@ -426,7 +442,7 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 		}
 		// Permissions on the same object that name n's relation.
 		for _, p := range g.Computed[schema.RelationRef{Type: n.typ, Relation: n.relation}] {
-			push(node{n.typ, n.id, p.Permission}, sure && p.Union)
+			push(node{n.typ, n.id, p.Permission}, sure && p.Union, it.hops)
 		}
 		// Arrows whose tupleset holds n's object and whose target is n's relation.
 		for _, a := range g.Arrows[n.relation] {
@@ -436,16 +452,16 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 					return nil, err
 				}
 				for _, h := range hits {
-					push(node{a.ResourceType, h.id, a.Permission}, sure && a.Union && !h.caveated)
+					push(node{a.ResourceType, h.id, a.Permission}, sure && a.Union && !h.caveated, it.hops+1)
 				}
 			}
 		}
 	}
 	found := certain[typeRelation{req.ResourceType, req.Permission}]
 	out := make([]candidate, 0, len(found))
-	for id, sure := range found {
+	for id, rc := range found {
 		if id != store.Wildcard {
-			out = append(out, candidate{id, sure})
+			out = append(out, candidate{id, rc.sure && int(rc.hops) <= maxDepth})
 		}
 	}
 	slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.id, b.id) })
@@ -453,6 +469,12 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 }
 
 type typeRelation struct{ typ, relation string }
+
+// reach is how the reverse walk reached a node: for sure or not, and in how many hops.
+type reach struct {
+	sure bool
+	hops int32
+}
 
 // scanKey is one read of a tupleset backwards: the relationships resType:?#tupleset whose
 // subject is subjType:subjID#subjRel.
