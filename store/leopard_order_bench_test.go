@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -82,4 +83,50 @@ func hierarchyEdges(shape string, n int, order string) []Update {
 		reverse()
 	}
 	return edges
+}
+
+// BenchmarkSingleEdge commits one parent edge per Apply at depth and reports the latency
+// percentiles (target: p99 under 10 ms): below writes a new role under the bottom of a
+// 2,000-role chain built top-down (a closure of 2,000 copied), above a new role over the top
+// of a chain growing upwards, reparent moves a role in the middle of a 2,000-role chain
+// between two parents and back.
+//
+//	go test ./store -run XXX -bench SingleEdge -benchtime 500x
+func BenchmarkSingleEdge(b *testing.B) {
+	for _, kind := range []string{"below", "above", "reparent"} {
+		b.Run(kind, func(b *testing.B) {
+			_, apply := openLeopardBench(b, false)
+			const depth = 2000
+			// A chain c0 (top) … c1999, one edge per Apply so that it is indexed whole.
+			for i := 1; i < depth; i++ {
+				apply(&Batch{Updates: []Update{parentOf("c"+strconv.Itoa(i), "c"+strconv.Itoa(i-1))}})
+			}
+			apply(&Batch{Updates: []Update{parentOf("alt", "c0")}})
+			var lat []time.Duration
+			top := "c0"
+			for i := 0; b.Loop(); i++ {
+				var u []Update
+				switch kind {
+				case "below":
+					u = []Update{parentOf("leaf"+strconv.Itoa(i), "c"+strconv.Itoa(depth-1))}
+				case "above":
+					next := "u" + strconv.Itoa(i)
+					u = []Update{parentOf(top, next)}
+					top = next
+				case "reparent":
+					from, to := "c999", "alt"
+					if i%2 == 1 {
+						from, to = to, from
+					}
+					u = []Update{{Op: OpDelete, Relationship: parentOf("c1000", from).Relationship}, parentOf("c1000", to)}
+				}
+				start := time.Now()
+				apply(&Batch{Updates: u})
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
 }

@@ -20,6 +20,7 @@ func (w *writer) maintainClosures(sch *schema.Schema) error {
 		return nil
 	}
 	dirty := map[Edge]map[string]bool{}
+	indexed := 0
 	for _, u := range w.change.updates {
 		rel := &u.Relationship
 		e := Edge{Type: rel.ResourceType, Relation: rel.Relation, SubjectRelation: rel.SubjectRelation}
@@ -30,7 +31,11 @@ func (w *writer) maintainClosures(sch *schema.Schema) error {
 			dirty[e] = map[string]bool{}
 		}
 		dirty[e][rel.ResourceID] = true
+		indexed++
 	}
+	// One budget for the batch: a base, so that one edge at any depth is maintained whole,
+	// and a little more per indexed update, so that a large batch is not starved.
+	w.budgetSet, w.budgetLeft = true, w.s.closureBudget+budgetPerUpdate*indexed
 	for _, e := range edges {
 		if dirty[e] == nil {
 			continue
@@ -106,12 +111,22 @@ func (s *Store) retireClosures(horizon Revision) (int, error) {
 // computing costs budget, so the marking the budget does not bound is paid for in advance:
 // over any run of Applies the index costs at most a budget per Apply.
 
-// DefaultClosureBudget is the default Options.ClosureBudget: about 10 ms of index work on
-// the development machine, enough to give a new object a closure of ClosureLimit objects.
-const DefaultClosureBudget = 1 << 16
+// DefaultClosureBudget is the default Options.ClosureBudget, the budget of a batch of one
+// edge: a few milliseconds of index work on the development machine, enough to give a new
+// object a closure of ClosureLimit objects. A batch gets budgetPerUpdate more for each
+// update of an indexed relation it carries.
+const DefaultClosureBudget = 1 << 14
 
-// seekCost is what one seek costs in the budget's units (closure entries).
-const seekCost = 16
+// budgetPerUpdate is the budget a batch gets for each update of an indexed relation, on top
+// of Options.ClosureBudget: a batch of 1,000 parent edges gets about 80,000.
+const budgetPerUpdate = 64
+
+// seekCost and writeCost are what one seek and one write cost in the budget's units (closure
+// entries read or computed), about as they compare on the development machine.
+const (
+	seekCost  = 16
+	writeCost = 2
+)
 
 // closureGraph reads edges of one indexed relation inside the batch, after it.
 type closureGraph struct {
@@ -143,12 +158,16 @@ func (g *closureGraph) out(x string) ([]string, error) {
 	p = appendField(p, g.e.Relation)
 	p = appendField(p, g.e.SubjectRelation)
 	p = appendField(p, g.e.Type)
-	err := g.after.scanForward(p, nil, 0, func(rel *Relationship) bool {
+	err := g.scan(p, func(k, val []byte) error {
+		var rel Relationship
+		if err := decodeForwardKey(k, &rel); err != nil {
+			return err
+		}
 		ids = append(ids, rel.SubjectID)
-		return true
+		return nil
 	})
 	g.left -= seekCost + len(ids)
-	return ids, err
+	return slices.Compact(ids), err
 }
 
 // in returns the objects that point to x after the batch.
@@ -160,12 +179,32 @@ func (g *closureGraph) in(x string) ([]string, error) {
 	p = appendField(p, g.e.SubjectRelation)
 	p = appendField(p, g.e.Type)
 	p = appendField(p, g.e.Relation)
-	err := g.after.scanReverse(p, func(rel *Relationship) bool {
+	err := g.scan(p, func(k, val []byte) error {
+		var rel Relationship
+		if err := decodeReverseKey(k, &rel); err != nil {
+			return err
+		}
 		ids = append(ids, rel.ResourceID)
-		return true
+		return nil
 	})
 	g.left -= seekCost + len(ids)
 	return ids, err
+}
+
+// scan calls fn on the relationship versions under prefix p visible after the batch, through
+// g.it: one iterator serves every read of the maintenance (a new iterator over an indexed
+// batch costs more than the reads themselves).
+func (g *closureGraph) scan(p []byte, fn func(k, val []byte) error) error {
+	it := g.it
+	for ok := it.SeekGE(p); ok && bytes.HasPrefix(it.Key(), p); ok = it.Next() {
+		if !g.after.visible(it.Key(), it.Value()) {
+			continue
+		}
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	return corruption(it.Error())
 }
 
 // marked reports whether x carries a live overflow marker.
@@ -175,19 +214,26 @@ func (g *closureGraph) marked(x string) bool {
 	return over
 }
 
-// entries returns the live closure entries stored for x, sorted, whether or not x is marked.
-func (g *closureGraph) entries(x string) ([]string, error) {
-	var ids []string
+// storedEntry is one live closure entry as stored: the object it names and its full key.
+type storedEntry struct {
+	id  string
+	key []byte
+}
+
+// entries returns the live closure entries stored for x before this maintenance, sorted,
+// whether or not x is marked.
+func (g *closureGraph) entries(x string) ([]storedEntry, error) {
+	var out []storedEntry
 	p := closureObjectPrefix(nil, prefixClosure, g.e, x)
-	err := scanPrefix(g.w.wb, p, func(k, val []byte) (bool, error) {
-		if valueDeleted(val) == live {
-			id, _, _ := bytes.Cut(k[len(p):], []byte{0})
-			ids = append(ids, string(id))
+	it := g.it
+	for ok := it.SeekGE(p); ok && bytes.HasPrefix(it.Key(), p); ok = it.Next() {
+		if valueDeleted(it.Value()) == live {
+			id, _, _ := bytes.Cut(it.Key()[len(p):], []byte{0})
+			out = append(out, storedEntry{string(id), bytes.Clone(it.Key())})
 		}
-		return true, nil
-	})
-	g.left -= seekCost + len(ids)
-	return ids, err
+	}
+	g.left -= seekCost + len(out)
+	return out, corruption(it.Error())
 }
 
 func (g *closureGraph) boundaryClosure(y string) (storedClosure, error) {
@@ -195,10 +241,16 @@ func (g *closureGraph) boundaryClosure(y string) (storedClosure, error) {
 		return c, nil
 	}
 	c := storedClosure{over: g.marked(y)}
-	var err error
 	if !c.over {
-		c.ids, err = g.entries(y)
+		entries, err := g.entries(y)
+		if err != nil {
+			return c, err
+		}
+		for _, e := range entries {
+			c.ids = append(c.ids, e.id)
+		}
 	}
+	var err error
 	if err == nil {
 		g.boundary[y] = c
 	}
@@ -318,13 +370,27 @@ func (g *closureGraph) closures(affected map[string]bool, outs map[string][]stri
 				overflow = len(set) > g.limit
 				g.left -= len(set)
 			}
-			// What writing the component costs at most: reading back each member's
-			// stored entries and replacing them, each at most ClosureLimit.
-			if !overflow && g.left < len(scc)*(2*seekCost+2*len(set)) {
+		}
+		// Each member's stored entries, read back to be diffed; then what replacing them
+		// costs at most. A component is written whole or marked whole.
+		var was [][]storedEntry
+		if !overflow && !fresh {
+			need := 0
+			for _, x := range scc {
+				w, err := g.entries(x)
+				if err != nil {
+					return err
+				}
+				was = append(was, w)
+				need += writeCost * (len(set) + len(w))
+			}
+			if g.left < need {
 				spent, overflow = true, true
 			}
+		} else if !overflow && g.left < len(scc)*writeCost*len(set) {
+			spent, overflow = true, true
 		}
-		for _, x := range scc {
+		for i, x := range scc {
 			if overflow {
 				over[x] = true
 				if err := g.mark(x, wasOver[x]); err != nil {
@@ -333,14 +399,11 @@ func (g *closureGraph) closures(affected map[string]bool, outs map[string][]stri
 				continue
 			}
 			closures[x] = set
-			var was []string
-			if !fresh {
-				var err error
-				if was, err = g.entries(x); err != nil {
-					return err
-				}
+			var w []storedEntry
+			if was != nil {
+				w = was[i]
 			}
-			if err := g.write(x, set, was, wasOver[x]); err != nil {
+			if err := g.write(x, set, w, wasOver[x]); err != nil {
 				return err
 			}
 		}
@@ -386,27 +449,28 @@ func (g *closureGraph) liveVersion(p []byte) ([]byte, bool) {
 }
 
 // write replaces x's stored entries, was, with its exact closure set, and clears its marker.
-func (g *closureGraph) write(x string, set, was []string, wasOver bool) error {
+func (g *closureGraph) write(x string, set []string, was []storedEntry, wasOver bool) error {
 	if err := g.setVersioned(closureObjectPrefix(nil, prefixOverflow, g.e, x), false, wasOver); err != nil {
 		return err
 	}
 	p := closureObjectPrefix(nil, prefixClosure, g.e, x)
 	old := was
 	for len(old) > 0 || len(set) > 0 {
-		var y string
-		var present bool
 		switch {
-		case len(set) == 0 || (len(old) > 0 && old[0] < set[0]):
-			y, present, old = old[0], false, old[1:]
-		case len(old) == 0 || set[0] < old[0]:
-			y, present, set = set[0], true, set[1:]
+		case len(set) == 0 || (len(old) > 0 && old[0].id < set[0]):
+			g.left -= writeCost
+			if err := g.end(old[0].key); err != nil {
+				return err
+			}
+			old = old[1:]
+		case len(old) == 0 || set[0] < old[0].id:
+			g.left -= writeCost
+			if err := g.w.wb.Set(appendCreated(appendField(bytes.Clone(p), set[0]), g.w.rev), appendRev(nil, live), nil); err != nil {
+				return err
+			}
+			set = set[1:]
 		default:
 			old, set = old[1:], set[1:]
-			continue
-		}
-		g.left--
-		if err := g.setVersioned(appendField(bytes.Clone(p), y), present, !present); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -433,13 +497,19 @@ func (g *closureGraph) setVersioned(p []byte, present, was bool) error {
 		if !ok {
 			return fmt.Errorf("%w: closure entry %q has no live version", ErrCorrupt, p)
 		}
-		v := make([]byte, 8)
-		binary.BigEndian.PutUint64(v, uint64(g.w.rev))
-		g.w.retired = binary.AppendUvarint(g.w.retired, uint64(len(k)))
-		g.w.retired = append(g.w.retired, k...)
-		return g.w.wb.Set(bytes.Clone(k), v, nil)
+		return g.end(bytes.Clone(k))
 	}
 	return nil
+}
+
+// end ends the live version with full key k at the batch's revision, and logs it for garbage
+// collection.
+func (g *closureGraph) end(k []byte) error {
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint64(v, uint64(g.w.rev))
+	g.w.retired = binary.AppendUvarint(g.w.retired, uint64(len(k)))
+	g.w.retired = append(g.w.retired, k...)
+	return g.w.wb.Set(k, v, nil)
 }
 
 // tarjan returns the strongly connected components of the graph restricted to nodes, each
