@@ -23,16 +23,21 @@ func TestDepthRuleAgrees(t *testing.T) {
 	for _, indexed := range []bool{false, true} {
 		t.Run(fmt.Sprint("indexed=", indexed), func(t *testing.T) {
 			st := openChainStore(t, store.Options{NoClosureIndex: !indexed})
-			b := &store.Batch{Updates: chainEdges(depth, "down")}
-			b.Updates = append(b.Updates, store.Update{Op: store.OpTouch, Relationship: store.Relationship{ResourceType: "role", ResourceID: fmt.Sprint("c", depth-1), Relation: "member", SubjectType: "user", SubjectID: "boss"}})
-			if _, err := st.Apply(2, time.Now(), b); err != nil {
-				t.Fatal(err)
+			// One edge per batch, top down, so that every closure is within the budget.
+			updates := append(chainEdges(depth, "down"), store.Update{Op: store.OpTouch, Relationship: store.Relationship{ResourceType: "role", ResourceID: fmt.Sprint("c", depth-1), Relation: "member", SubjectType: "user", SubjectID: "boss"}})
+			for _, u := range updates {
+				if _, err := st.Apply(st.Revision()+1, time.Now(), &store.Batch{Updates: []store.Update{u}}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			r, err := st.Reader(0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer r.Close()
+			if complete, _ := r.ClosureComplete(store.Edge{Type: "role", Relation: "parent"}, "c0"); complete != indexed {
+				t.Fatalf("c0's closure complete: %v, want %v", complete, indexed)
+			}
 			c := check.New(check.Options{MaxDepth: maxDepth})
 			ctx := context.Background()
 			refused := func(api string, err error) {
