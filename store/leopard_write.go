@@ -118,8 +118,8 @@ func (s *Store) retireClosures(horizon Revision) (int, error) {
 const DefaultClosureBudget = 1 << 14
 
 // budgetPerUpdate is the budget a batch gets for each update of an indexed relation, on top
-// of Options.ClosureBudget: a batch of 1,000 parent edges gets about 80,000.
-const budgetPerUpdate = 64
+// of Options.ClosureBudget: a batch of 1,000 parent edges gets about 48,000.
+const budgetPerUpdate = 32
 
 // seekCost and writeCost are what one seek and one write cost in the budget's units (closure
 // entries read or computed), about as they compare on the development machine.
@@ -275,7 +275,8 @@ func (w *writer) recomputeClosures(e Edge, dirty map[string]bool, fresh bool) er
 
 	// The affected set, breadth first backwards from the dirty objects through unmarked
 	// objects. Marked objects are visited (to be unmarked if the budget allows) only while
-	// three quarters of the budget remain.
+	// fifteen sixteenths of the budget remain: in a hierarchy written upwards they are
+	// marked again at once, so more would be spent for nothing.
 	affected := map[string]bool{}
 	wasOver := map[string]bool{}
 	queue := make([]string, 0, len(dirty))
@@ -283,7 +284,7 @@ func (w *writer) recomputeClosures(e Edge, dirty map[string]bool, fresh bool) er
 		queue = append(queue, x)
 	}
 	sort.Strings(queue)
-	revisit := g.left - g.left/4
+	revisit := g.left - g.left/16
 	for len(queue) > 0 {
 		x := queue[0]
 		queue = queue[1:]
