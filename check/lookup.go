@@ -147,11 +147,9 @@ func (c *Checker) lookupSubjects(ctx context.Context, r *store.Reader, req Subje
 		reqs = append(reqs, Request{ResourceType: req.ResourceType, ResourceID: req.ResourceID, Permission: req.Permission,
 			SubjectType: typ, SubjectID: probes[typ], Context: req.Context})
 	}
-	results := c.confirm(ctx, r, reqs)
-	for _, res := range results {
-		if res.Err != nil {
-			return nil, res.Err
-		}
+	results, err := c.confirm(ctx, r, reqs)
+	if err != nil {
+		return nil, err
 	}
 
 	var out []FoundSubject
@@ -313,7 +311,10 @@ func (c *Checker) lookupResources(ctx context.Context, r *store.Reader, req Reso
 					SubjectType: req.SubjectType, SubjectID: req.SubjectID, SubjectRelation: req.SubjectRelation, Context: req.Context})
 			}
 		}
-		results := c.confirm(ctx, r, reqs)
+		results, err := c.confirm(ctx, r, reqs)
+		if err != nil {
+			return nil, err
+		}
 		j := 0
 		for _, cd := range cands[:n] {
 			if full() {
@@ -547,11 +548,17 @@ func (cc *candidateCache) put(k candidateKey, v []candidate) {
 // confirm checks each candidate on its own, as Check would: CheckBulk shares sub-problems
 // between items, and where the data holds a cycle through an exclusion the answer may depend
 // on which item evaluated a shared sub-problem first, so a bulk answer could differ from
-// Check's. Up to Options.Concurrency checks run at once.
-func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) []BulkResult {
-	results := make([]BulkResult, len(reqs))
+// Check's. Up to Options.Concurrency checks run at once. The first check that fails stops the
+// others (a lookup fails with it, so the rest would be spent for nothing: on a chain past the
+// depth limit each costs a walk of MaxDepth objects); err is that failure.
+func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) (results []BulkResult, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results = make([]BulkResult, len(reqs))
 	workers := min(c.concurrency, len(reqs))
 	next := make(chan int)
+	var mu sync.Mutex
+	failed := -1
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -560,13 +567,29 @@ func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) 
 			for i := range next {
 				res, err := c.Check(ctx, r, reqs[i])
 				results[i] = BulkResult{Result: res, Err: err}
+				if err != nil {
+					mu.Lock()
+					if failed < 0 || (i < failed && ctx.Err() == nil) {
+						failed = i
+					}
+					mu.Unlock()
+					cancel()
+				}
 			}
 		}()
 	}
+feed:
 	for i := range reqs {
-		next <- i
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(next)
 	wg.Wait()
-	return results
+	if failed >= 0 {
+		return results, results[failed].Err
+	}
+	return results, nil
 }
