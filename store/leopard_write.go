@@ -113,9 +113,9 @@ func (s *Store) retireClosures(horizon Revision) (int, error) {
 
 // DefaultClosureBudget is the default Options.ClosureBudget, the budget of a batch of one
 // edge: a few milliseconds of index work on the development machine, enough to give a new
-// object a closure of ClosureLimit objects. A batch gets budgetPerUpdate more for each
+// object a closure of ClosureLimit objects (about 6,000 units). A batch gets budgetPerUpdate more for each
 // update of an indexed relation it carries.
-const DefaultClosureBudget = 1 << 14
+const DefaultClosureBudget = 1 << 13
 
 // budgetPerUpdate is the budget a batch gets for each update of an indexed relation, on top
 // of Options.ClosureBudget: a batch of 1,000 parent edges gets about 48,000.
