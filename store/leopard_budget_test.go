@@ -196,11 +196,16 @@ func TestClosureBudgetMarkCleared(t *testing.T) {
 	if err := s.WriteSchema(1, t0, roleSchema); err != nil {
 		t.Fatal(err)
 	}
+	// role:base sits below c0 first, so that the chain's batch is not a mere extension of the
+	// hierarchy (which gets the budget of every new closure).
+	if _, err := s.Apply(2, t0, creates(t, "role:base#parent@role:c0")); err != nil {
+		t.Fatal(err)
+	}
 	b := &Batch{}
 	for i := range 40 {
 		b.Updates = append(b.Updates, parentOf(fmt.Sprint("c", i), fmt.Sprint("c", i+1)))
 	}
-	if _, err := s.Apply(2, t0, b); err != nil {
+	if _, err := s.Apply(3, t0, b); err != nil {
 		t.Fatal(err)
 	}
 	parent := Edge{Type: "role", Relation: "parent"}
@@ -220,7 +225,7 @@ func TestClosureBudgetMarkCleared(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Apply(3, t0, creates(t, "role:c40#parent@role:c41")); err != nil {
+	if _, err := s.Apply(4, t0, creates(t, "role:c40#parent@role:c41")); err != nil {
 		t.Fatal(err)
 	}
 	r, _ = s.Reader(0)

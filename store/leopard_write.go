@@ -303,6 +303,22 @@ func (w *writer) recomputeClosures(e Edge, dirty map[string]bool, fresh bool) er
 		queue = append(queue, in...)
 	}
 
+	// A batch that only extends the hierarchy — no object outside the batch's own dirty
+	// objects reaches them, as when new roles are written below existing ones — gets enough
+	// budget to give every new object its whole closure: its work is bounded by ClosureLimit
+	// per update, and nothing computed is undone by the next batch. (A batch above existing
+	// roles does not: their closures would all grow, and the budget above marks them.)
+	extension := true
+	for x := range affected {
+		if !dirty[x] {
+			extension = false
+			break
+		}
+	}
+	if extension && !fresh {
+		g.left = max(g.left, len(dirty)*(3*g.limit+4*seekCost))
+	}
+
 	outs := make(map[string][]string, len(affected))
 	for x := range affected {
 		if outs[x], err = g.out(x); err != nil {
