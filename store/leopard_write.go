@@ -117,6 +117,11 @@ func (s *Store) retireClosures(horizon Revision) (int, error) {
 // update of an indexed relation it carries.
 const DefaultClosureBudget = 1 << 13
 
+// maxExtensionBudget caps the budget of a batch that only extends the hierarchy: enough for
+// a chain of 1,000 written in one batch (about 1.6 million units), and a bound on the memory
+// one Apply holds (each unit written is about a hundred bytes in the batch).
+const maxExtensionBudget = 1 << 21
+
 // budgetPerUpdate is the budget a batch gets for each update of an indexed relation, on top
 // of Options.ClosureBudget: a batch of 1,000 parent edges gets about 48,000.
 const budgetPerUpdate = 32
@@ -285,6 +290,7 @@ func (w *writer) recomputeClosures(e Edge, dirty map[string]bool, fresh bool) er
 	}
 	sort.Strings(queue)
 	revisit := g.left - g.left/16
+	reached := false // some object outside the dirty ones reaches them
 	for len(queue) > 0 {
 		x := queue[0]
 		queue = queue[1:]
@@ -300,6 +306,11 @@ func (w *writer) recomputeClosures(e Edge, dirty map[string]bool, fresh bool) er
 		if err != nil {
 			return err
 		}
+		for _, y := range in {
+			if !dirty[y] {
+				reached = true
+			}
+		}
 		queue = append(queue, in...)
 	}
 
@@ -308,15 +319,8 @@ func (w *writer) recomputeClosures(e Edge, dirty map[string]bool, fresh bool) er
 	// budget to give every new object its whole closure: its work is bounded by ClosureLimit
 	// per update, and nothing computed is undone by the next batch. (A batch above existing
 	// roles does not: their closures would all grow, and the budget above marks them.)
-	extension := true
-	for x := range affected {
-		if !dirty[x] {
-			extension = false
-			break
-		}
-	}
-	if extension && !fresh {
-		g.left = max(g.left, len(dirty)*(3*g.limit+4*seekCost))
+	if !reached && !fresh {
+		g.left = max(g.left, min(len(dirty)*(3*g.limit+4*seekCost), maxExtensionBudget))
 	}
 
 	outs := make(map[string][]string, len(affected))
