@@ -9,7 +9,7 @@ import (
 
 // DatasetConfig names a dataset and sizes it.
 type DatasetConfig struct {
-	// Name is "crm", "chain" or "groups".
+	// Name is "crm", "chain", "tree" or "groups".
 	Name string
 	// Scale multiplies the CRM dataset's users, accounts and deals (1 = 790,000
 	// relationships); Seed makes it different but still deterministic.
@@ -19,6 +19,11 @@ type DatasetConfig struct {
 	Depth int
 	// Width is the number of groups nested in the wide group ("groups").
 	Width int
+	// Roles is the number of roles of the role tree ("tree", branching 4).
+	Roles int
+	// Order is the order in which a chain's or tree's parent edges are written: "down"
+	// (parents first, the default), "up" (children first) or "random" (from Seed).
+	Order string
 }
 
 // pair is one (resource, subject) whose answer the driver knows to be true.
@@ -77,14 +82,25 @@ func NewDataset(cfg DatasetConfig) (*Dataset, error) {
 		if cfg.Depth < 1 {
 			return nil, fmt.Errorf("%w: chain depth %d; pass a depth of at least 1", ErrDataset, cfg.Depth)
 		}
-		d = chainDataset(cfg.Depth)
+		if !datagen.ValidOrder(cfg.Order) {
+			return nil, fmt.Errorf("%w: order %q; choose down, up or random", ErrDataset, cfg.Order)
+		}
+		d = chainDataset(cfg.Depth, cfg.Order, cfg.Seed)
+	case "tree":
+		if cfg.Roles < 1 {
+			return nil, fmt.Errorf("%w: tree of %d roles; pass at least 1", ErrDataset, cfg.Roles)
+		}
+		if !datagen.ValidOrder(cfg.Order) {
+			return nil, fmt.Errorf("%w: order %q; choose down, up or random", ErrDataset, cfg.Order)
+		}
+		d = treeDataset(cfg.Roles, cfg.Order, cfg.Seed)
 	case "groups":
 		if cfg.Depth < 1 || cfg.Width < 1 {
 			return nil, fmt.Errorf("%w: groups depth %d width %d; pass both at least 1", ErrDataset, cfg.Depth, cfg.Width)
 		}
 		d = groupsDataset(cfg.Width, cfg.Depth)
 	default:
-		return nil, fmt.Errorf("%w: %q; choose crm, chain or groups", ErrDataset, cfg.Name)
+		return nil, fmt.Errorf("%w: %q; choose crm, chain, tree or groups", ErrDataset, cfg.Name)
 	}
 	d.index(cfg.Seed)
 	return d, nil
@@ -113,21 +129,55 @@ func crmDataset(cfg DatasetConfig) *Dataset {
 }
 
 // chainDataset: checks are role see user; user:boss sees every role of the chain.
-func chainDataset(depth int) *Dataset {
+func chainDataset(depth int, order string, seed uint64) *Dataset {
+	name := fmt.Sprintf("chain depth %d", depth)
+	if order != "" && order != datagen.OrderDown {
+		name += ", written " + order
+	}
 	d := &Dataset{
-		Name:         fmt.Sprintf("chain depth %d", depth),
+		Name:         name,
 		Schema:       datagen.ChainSchema,
 		ResourceType: "role", Permission: "see", SubjectType: "user",
-		emit:      func(fn func(datagen.Tuple)) { datagen.Chain(depth, fn) },
+		emit:      func(fn func(datagen.Tuple)) { datagen.ChainOrdered(depth, order, seed, fn) },
 		writeType: "role", writeRelation: "member", writePermission: "see",
 	}
-	datagen.Chain(depth, func(datagen.Tuple) { d.Relationships++ })
+	d.Relationships = depth
 	for i := range depth {
 		d.known = append(d.known, pair{datagen.ChainRoleID(i), "boss"})
 	}
 	d.deepest = pair{datagen.ChainRoleID(depth - 1), "boss"}
 	d.randResource = func(r *rand.Rand) string { return datagen.ChainRoleID(r.IntN(depth)) }
 	// One user in a thousand is the boss; the others are members of nothing.
+	d.randSubject = func(r *rand.Rand) string {
+		if r.IntN(1000) == 0 {
+			return "boss"
+		}
+		return datagen.UserID(r.IntN(1_000_000))
+	}
+	d.randWriteResource = d.randResource
+	return d
+}
+
+// treeDataset: a role tree of n roles, branching 4; user:boss, a member of the root, sees
+// every role.
+func treeDataset(n int, order string, seed uint64) *Dataset {
+	name := fmt.Sprintf("role tree of %d", n)
+	if order != "" && order != datagen.OrderDown {
+		name += ", written " + order
+	}
+	d := &Dataset{
+		Name:         name,
+		Schema:       datagen.ChainSchema,
+		ResourceType: "role", Permission: "see", SubjectType: "user",
+		emit:      func(fn func(datagen.Tuple)) { datagen.Tree(n, order, seed, fn) },
+		writeType: "role", writeRelation: "member", writePermission: "see",
+	}
+	d.Relationships = n
+	for i := range n {
+		d.known = append(d.known, pair{datagen.TreeRoleID(i), "boss"})
+	}
+	d.deepest = pair{datagen.TreeRoleID(n - 1), "boss"}
+	d.randResource = func(r *rand.Rand) string { return datagen.TreeRoleID(r.IntN(n)) }
 	d.randSubject = func(r *rand.Rand) string {
 		if r.IntN(1000) == 0 {
 			return "boss"

@@ -3,6 +3,7 @@ package check
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"sync"
 
 	"github.com/kengen/kengen/store"
@@ -65,7 +66,7 @@ type subCache struct {
 type cacheShard struct {
 	mu struct {
 		sync.Mutex
-		m map[cacheKey]Membership
+		m map[cacheKey]cached
 		// ring holds the keys in insertion order; once full, next is the oldest, which the
 		// next insertion evicts.
 		ring []cacheKey
@@ -80,7 +81,7 @@ func newSubCache(budget int64) *subCache {
 	}
 	c := &subCache{shardEntries: max(1, int(budget/cacheEntryBytes/cacheShards))}
 	for i := range c.shards {
-		c.shards[i].mu.m = make(map[cacheKey]Membership)
+		c.shards[i].mu.m = make(map[cacheKey]cached)
 	}
 	return c
 }
@@ -90,9 +91,9 @@ func (c *subCache) shard(ck cacheKey) *cacheShard { return &c.shards[ck[0]&(cach
 func (c *subCache) get(ck cacheKey) (outcome, bool) {
 	s := c.shard(ck)
 	s.mu.Lock()
-	m, ok := s.mu.m[ck]
+	e, ok := s.mu.m[ck]
 	s.mu.Unlock()
-	return outcome{m: m, low: noCycle}, ok
+	return outcome{m: e.m, low: noCycle, height: int(e.height)}, ok
 }
 
 func (c *subCache) put(ck cacheKey, o outcome) {
@@ -112,7 +113,13 @@ func (c *subCache) put(ck cacheKey, o outcome) {
 		s.mu.ring[s.mu.next] = ck
 		s.mu.next = (s.mu.next + 1) % len(s.mu.ring)
 	}
-	s.mu.m[ck] = o.m
+	s.mu.m[ck] = cached{o.m, int32(min(o.height, math.MaxInt32))}
+}
+
+// cached is one cache entry: the answer, and its outcome's height (the depth rule needs it).
+type cached struct {
+	m      Membership
+	height int32
 }
 
 // entries reports how many entries the cache holds, for tests and metrics.

@@ -43,7 +43,12 @@ type outcome struct {
 	// because evaluation met it again (a cycle in the data). Such an answer is only final
 	// once evaluation has unwound to that position; until then it is not memoised.
 	low int
-	exp *Explanation
+	// height is how many hops below its own sub-problem the answer's evaluation went (0 for a
+	// relation's own relationships or an answer from the index). A memoised or cached answer
+	// reused h hops from the root stands for a walk to h+height, so the depth rule applies to
+	// it as to a fresh evaluation.
+	height int
+	exp    *Explanation
 }
 
 // evaluation is the state one bulk call shares between its items: the reader, the schema,
@@ -134,7 +139,15 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	if k.subject.relation != "" && k.subject.typ == k.resType && k.subject.id == k.resID && k.subject.relation == k.relation {
 		return w.leaf(outcome{m: HasPermission, low: noCycle}, "self", k.object(), ""), nil
 	}
+	// The depth rule comes before any memo or cache, so that whether a question is refused
+	// does not depend on what was asked before it (or on which node answers).
+	if hops > w.ev.c.maxDepth {
+		return outcome{}, w.depthError(k)
+	}
 	if o, ok := w.ev.memoGet(k); ok {
+		if hops+o.height > w.ev.c.maxDepth {
+			return outcome{}, w.depthError(k)
+		}
 		w.stats.memoHits.Add(1)
 		if w.ev.explain {
 			o.exp = &Explanation{Kind: "cached", Object: k.object(), Membership: o.m, Missing: o.missing}
@@ -155,6 +168,9 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	if cache != nil {
 		ck = keyOf(w.ev.r.Store(), w.ev.r.Revision(), w.ev.cacheCtx, &k)
 		if o, ok := cache.get(ck); ok {
+			if hops+o.height > w.ev.c.maxDepth {
+				return outcome{}, w.depthError(k)
+			}
 			w.stats.cacheHits.Add(1)
 			w.ev.memoPut(k, o)
 			return o, nil
@@ -162,9 +178,6 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	}
 	if pos, ok := w.onPath[k]; ok {
 		return w.leaf(outcome{m: NoPermission, low: pos}, "cycle", k.object(), ""), nil
-	}
-	if hops > w.ev.c.maxDepth {
-		return outcome{}, w.depthError(k)
 	}
 	before := w.stats.subproblems.Add(1)
 	w.stats.reachDepth(hops)
@@ -286,9 +299,10 @@ func foldUntil(outs []outcome, done []bool, identity, absorbing Membership) outc
 			continue
 		}
 		acc.low = min(acc.low, o.low)
+		acc.height = max(acc.height, o.height)
 		switch o.m {
 		case absorbing:
-			return outcome{m: absorbing, low: acc.low}
+			return outcome{m: absorbing, low: acc.low, height: acc.height}
 		case ConditionalPermission:
 			acc.m = ConditionalPermission
 			acc.missing = mergeMissing(acc.missing, o.missing)
@@ -304,7 +318,7 @@ var exclusion = combiner{
 	fold: func(outs []outcome, done []bool) outcome {
 		acc := outcome{m: NoPermission, low: noCycle}
 		if done[0] {
-			acc = outcome{m: outs[0].m, missing: outs[0].missing, low: outs[0].low}
+			acc = outcome{m: outs[0].m, missing: outs[0].missing, low: outs[0].low, height: outs[0].height}
 			if acc.m == NoPermission {
 				return acc
 			}
@@ -315,9 +329,10 @@ var exclusion = combiner{
 			}
 			o := outs[i]
 			acc.low = min(acc.low, o.low)
+			acc.height = max(acc.height, o.height)
 			switch o.m {
 			case HasPermission:
-				return outcome{m: NoPermission, low: acc.low}
+				return outcome{m: NoPermission, low: acc.low, height: acc.height}
 			case ConditionalPermission:
 				acc.m = ConditionalPermission
 				acc.missing = mergeMissing(acc.missing, o.missing)
@@ -485,6 +500,7 @@ func (w *walker) tupleToUserset(k key, rw *schema.Rewrite, hops int) (outcome, e
 		return outcome{}, err
 	}
 	o := comb.fold(outs, done)
+	o.height++ // the tupleset's subjects are one hop further
 	if w.ev.explain {
 		o.exp = &Explanation{Kind: kind, Object: k.resType + ":" + k.resID + "#" + rw.Tupleset + "->" + rw.Relation,
 			Membership: o.m, Missing: o.missing, Children: explanations(outs, done)}
@@ -612,6 +628,7 @@ func (w *walker) direct(k key, rel *schema.Relation, hops int) (outcome, error) 
 			return outcome{}, err
 		}
 		o := union.fold(outs, done)
+		o.height++ // the usersets are one hop further
 		if w.ev.explain {
 			exps = append(exps, explanations(outs, done)...)
 		}

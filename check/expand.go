@@ -17,7 +17,6 @@ type expander struct {
 	r      *store.Reader
 	sch    *schema.Schema
 	onPath map[node]bool
-	depth  int
 }
 
 func (c *Checker) expand(ctx context.Context, r *store.Reader, resType, resID, permission string) (*ExpandNode, error) {
@@ -39,11 +38,13 @@ func (c *Checker) expand(ctx context.Context, r *store.Reader, resType, resID, p
 		return nil, fmt.Errorf("%w: %s has no relation or permission %q", ErrUnknownRelation, resType, permission)
 	}
 	e := &expander{c: c, ctx: ctx, r: r, sch: sch, onPath: make(map[node]bool)}
-	return e.relation(node{resType, resID, permission})
+	return e.relation(node{resType, resID, permission}, 0)
 }
 
-// relation expands n's relation or permission on n's object.
-func (e *expander) relation(n node) (*ExpandNode, error) {
+// relation expands n's relation or permission on n's object. hops counts the objects the
+// path has traversed through arrows, as Check counts them (Expand stops at usersets), and is
+// bounded by the same MaxDepth.
+func (e *expander) relation(n node, hops int) (*ExpandNode, error) {
 	if err := e.ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -51,19 +52,15 @@ func (e *expander) relation(n node) (*ExpandNode, error) {
 		// A cycle in the data: the object's userset is already being expanded above.
 		return &ExpandNode{Operation: ExpandLeaf, ResourceType: n.typ, ResourceID: n.id, Relation: n.relation}, nil
 	}
-	if e.depth >= e.c.maxDepth {
-		return nil, fmt.Errorf("%w: expanding %s:%s#%s passed %d objects", ErrMaxDepth, n.typ, n.id, n.relation, e.c.maxDepth)
+	if hops > e.c.maxDepth {
+		return nil, fmt.Errorf("%w: expanding %s:%s#%s passed %d objects, the limit is %d", ErrMaxDepth, n.typ, n.id, n.relation, hops, e.c.maxDepth)
 	}
 	rel := e.sch.Namespace(n.typ).Relation(n.relation)
 	if rel == nil {
 		return nil, fmt.Errorf("%w: %s has no relation or permission %q", ErrUnknownRelation, n.typ, n.relation)
 	}
 	e.onPath[n] = true
-	e.depth++
-	defer func() {
-		delete(e.onPath, n)
-		e.depth--
-	}()
+	defer delete(e.onPath, n)
 	if !rel.IsPermission {
 		leaf := &ExpandNode{Operation: ExpandLeaf, ResourceType: n.typ, ResourceID: n.id, Relation: n.relation}
 		err := e.r.Subjects(n.typ, n.id, n.relation, func(t *store.Relationship) bool {
@@ -76,11 +73,11 @@ func (e *expander) relation(n node) (*ExpandNode, error) {
 		}
 		return leaf, nil
 	}
-	return e.rewrite(n, rel.Rewrite)
+	return e.rewrite(n, rel.Rewrite, hops)
 }
 
 // rewrite expands one node of a permission's rewrite on n's object.
-func (e *expander) rewrite(n node, rw *schema.Rewrite) (*ExpandNode, error) {
+func (e *expander) rewrite(n node, rw *schema.Rewrite, hops int) (*ExpandNode, error) {
 	set := func(op ExpandOperation) *ExpandNode {
 		return &ExpandNode{Operation: op, ResourceType: n.typ, ResourceID: n.id, Relation: n.relation}
 	}
@@ -88,13 +85,13 @@ func (e *expander) rewrite(n node, rw *schema.Rewrite) (*ExpandNode, error) {
 	case schema.RewriteNil:
 		return set(ExpandLeaf), nil
 	case schema.RewriteComputedUserset:
-		return e.relation(node{n.typ, n.id, rw.Relation})
+		return e.relation(node{n.typ, n.id, rw.Relation}, hops)
 	case schema.RewriteUnion, schema.RewriteIntersection, schema.RewriteExclusion:
 		op := map[schema.RewriteKind]ExpandOperation{schema.RewriteUnion: ExpandUnion,
 			schema.RewriteIntersection: ExpandIntersection, schema.RewriteExclusion: ExpandExclusion}[rw.Kind]
 		out := set(op)
 		for _, ch := range rw.Children {
-			child, err := e.rewrite(n, ch)
+			child, err := e.rewrite(n, ch, hops)
 			if err != nil {
 				return nil, err
 			}
@@ -117,7 +114,7 @@ func (e *expander) rewrite(n node, rw *schema.Rewrite) (*ExpandNode, error) {
 			return nil, err
 		}
 		for _, tn := range targets {
-			child, err := e.relation(tn)
+			child, err := e.relation(tn, hops+1)
 			if err != nil {
 				return nil, err
 			}

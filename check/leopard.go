@@ -1,8 +1,6 @@
 package check
 
 import (
-	"sync"
-
 	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
 )
@@ -22,103 +20,18 @@ import (
 // and B evaluated on each object of it, flat, without recursion. An object whose closure
 // overflowed, or a relation the index does not cover, is walked as usual.
 
-// leopardPlan is how one relation or permission of one definition uses the index.
-type leopardPlan struct {
-	edge store.Edge
-	// holders are the relations (on the same definition) whose direct subjects answer the
-	// question backwards; nil when the plan must run forwards.
-	holders []string
-	// rest is B, the union's other branches, for a permission; nil for a relation.
-	rest *schema.Rewrite
-}
-
-// planCache holds the plans of a compiled schema; a nil plan is cached too.
-var planCache sync.Map // planKey → *leopardPlan
-
-type planKey struct {
-	sch      *schema.Schema
-	typ, rel string
-}
-
-func plan(sch *schema.Schema, typ string, rel *schema.Relation) *leopardPlan {
-	k := planKey{sch, typ, rel.Name}
-	if p, ok := planCache.Load(k); ok {
-		return p.(*leopardPlan)
-	}
-	p := makePlan(sch, typ, rel)
-	planCache.Store(k, p)
-	return p
-}
-
-func makePlan(sch *schema.Schema, typ string, rel *schema.Relation) *leopardPlan {
-	ns := sch.Namespace(typ)
-	if !rel.IsPermission {
-		// Nested usersets: the self-userset must be the only userset the relation allows,
-		// so that its direct subjects and the closure cover everything.
-		self := false
-		for _, a := range rel.AllowedSubjects {
-			switch {
-			case a.Relation == "":
-			case a.Type == typ && a.Relation == rel.Name && a.Caveat == "" && !a.Expiration:
-				self = true
-			default:
-				return nil
-			}
-		}
-		if !self {
-			return nil
-		}
-		return &leopardPlan{edge: store.Edge{Type: typ, Relation: rel.Name, SubjectRelation: rel.Name}, holders: []string{rel.Name}}
-	}
-	rw := rel.Rewrite
-	if rw.Kind != schema.RewriteUnion {
-		return nil
-	}
-	var arrow *schema.Rewrite
-	var rest []*schema.Rewrite
-	for _, c := range rw.Children {
-		if arrow == nil && c.Kind == schema.RewriteTupleToUserset && c.Func == schema.ArrowAny && c.Relation == rel.Name {
-			if t := ns.Relation(c.Tupleset); t != nil && len(t.AllowedSubjects) == 1 {
-				a := t.AllowedSubjects[0]
-				if a.Type == typ && a.Relation == "" && !a.Wildcard && a.Caveat == "" && !a.Expiration {
-					arrow = c
-					continue
-				}
-			}
-		}
-		rest = append(rest, c)
-	}
-	if arrow == nil || len(rest) == 0 {
-		return nil
-	}
-	p := &leopardPlan{edge: store.Edge{Type: typ, Relation: arrow.Tupleset}, rest: &schema.Rewrite{Kind: schema.RewriteUnion, Children: rest}}
-	var holders []string
-	for _, c := range rest {
-		d := ns.Relation(c.Relation)
-		if c.Kind != schema.RewriteComputedUserset || d == nil || d.IsPermission {
-			return p // forwards
-		}
-		for _, a := range d.AllowedSubjects {
-			if a.Relation != "" {
-				return p
-			}
-		}
-		holders = append(holders, d.Name)
-	}
-	p.holders = holders
-	return p
-}
-
 // leopard answers k from the index when it can; ok is false when the caller must walk.
 func (w *walker) leopard(k key, rel *schema.Relation, hops int) (o outcome, ok bool, err error) {
 	if w.ev.c.noIndex || w.ev.explain {
 		return outcome{}, false, nil
 	}
-	p := plan(w.ev.sch, k.resType, rel)
-	if p == nil || !w.ev.r.Indexed(p.edge.Type, p.edge.Relation, p.edge.SubjectRelation) {
+	// The plan is the schema's analysis (schema.Relation.Leopard), which also decides what the
+	// store indexes; Indexed only says whether this store keeps the index at all.
+	p := rel.Leopard
+	if p == nil || !w.ev.r.Indexed(p.Edge.Type, p.Edge.Relation, p.Edge.SubjectRelation) {
 		return outcome{}, false, nil
 	}
-	if p.holders != nil {
+	if p.Holders != nil {
 		o, ok, err = w.leopardBackwards(k, p)
 	} else {
 		o, ok, err = w.leopardForwards(k, p, hops)
@@ -134,14 +47,14 @@ func (w *walker) leopard(k key, rel *schema.Relation, hops int) (o outcome, ok b
 }
 
 // leopardBackwards finds the objects that hold the subject directly on one of the plan's
-// relations and asks the closure whether k's object reaches each. A closure entry is only
-// stored while the closure is complete, so only a miss needs the overflow marker read, and a
-// subject that holds nothing needs no closure read at all.
-func (w *walker) leopardBackwards(k key, p *leopardPlan) (outcome, bool, error) {
+// relations and asks the closure whether k's object reaches each. A marked object keeps stale
+// entries (store/leopard_write.go), so the closure's completeness is read before any entry is
+// trusted; a subject that holds nothing needs no closure read at all.
+func (w *walker) leopardBackwards(k key, p *schema.LeopardPlan) (outcome, bool, error) {
 	s := k.subject
 	acc := outcome{m: NoPermission, low: noCycle}
 	knownComplete := false
-	for _, d := range p.holders {
+	for _, d := range p.Holders {
 		holders, err := w.holders(s, k.resType, d)
 		if err != nil {
 			return outcome{}, false, err
@@ -149,18 +62,18 @@ func (w *walker) leopardBackwards(k key, p *leopardPlan) (outcome, bool, error) 
 		for i := range holders {
 			t := &holders[i]
 			if t.ResourceID != k.resID {
-				reaches, err := w.ev.r.InClosure(p.edge, k.resID, t.ResourceID)
+				if !knownComplete {
+					complete, err := w.ev.r.ClosureComplete(p.Edge, k.resID)
+					if err != nil || !complete {
+						return outcome{}, false, err
+					}
+					knownComplete = true
+				}
+				reaches, err := w.ev.r.InClosure(p.Edge, k.resID, t.ResourceID)
 				if err != nil {
 					return outcome{}, false, err
 				}
 				if !reaches {
-					if !knownComplete {
-						complete, err := w.ev.r.ClosureComplete(p.edge, k.resID)
-						if err != nil || !complete {
-							return outcome{}, false, err
-						}
-						knownComplete = true
-					}
 					continue
 				}
 			}
@@ -223,9 +136,9 @@ func (w *walker) admitsWildcard(typ, relation, subjType string) bool {
 
 // leopardForwards lists the closure of k's object and evaluates the union's other branches
 // on the object and on each object of its closure.
-func (w *walker) leopardForwards(k key, p *leopardPlan, hops int) (outcome, bool, error) {
+func (w *walker) leopardForwards(k key, p *schema.LeopardPlan, hops int) (outcome, bool, error) {
 	objects := []string{k.resID}
-	complete, err := w.ev.r.Closure(p.edge, k.resID, func(id string) bool {
+	complete, err := w.ev.r.Closure(p.Edge, k.resID, func(id string) bool {
 		if id != k.resID {
 			objects = append(objects, id)
 		}
@@ -235,10 +148,12 @@ func (w *walker) leopardForwards(k key, p *leopardPlan, hops int) (outcome, bool
 		return outcome{}, false, err
 	}
 	outs, done, err := w.evaluateBranches(len(objects), hops, union.decisive, func(bw *walker, i int) (outcome, error) {
-		return bw.rewrite(key{k.resType, objects[i], k.relation, k.subject}, p.rest, hops+1)
+		return bw.rewrite(key{k.resType, objects[i], k.relation, k.subject}, p.Rest, hops+1)
 	})
 	if err != nil {
 		return outcome{}, false, err
 	}
-	return union.fold(outs, done), true, nil
+	o := union.fold(outs, done)
+	o.height++
+	return o, true, nil
 }

@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -146,11 +147,9 @@ func (c *Checker) lookupSubjects(ctx context.Context, r *store.Reader, req Subje
 		reqs = append(reqs, Request{ResourceType: req.ResourceType, ResourceID: req.ResourceID, Permission: req.Permission,
 			SubjectType: typ, SubjectID: probes[typ], Context: req.Context})
 	}
-	results := c.confirm(ctx, r, reqs)
-	for _, res := range results {
-		if res.Err != nil {
-			return nil, res.Err
-		}
+	results, err := c.confirm(ctx, r, reqs)
+	if err != nil {
+		return nil, err
 	}
 
 	var out []FoundSubject
@@ -281,7 +280,7 @@ func (c *Checker) lookupResources(ctx context.Context, r *store.Reader, req Reso
 	cands, ok := c.candidates.get(ck)
 	if !ok {
 		var err error
-		if cands, err = resourceCandidates(ctx, r, sch, req); err != nil {
+		if cands, err = resourceCandidates(ctx, r, sch, req, c.maxDepth); err != nil {
 			return nil, err
 		}
 		c.candidates.put(ck, cands)
@@ -312,7 +311,10 @@ func (c *Checker) lookupResources(ctx context.Context, r *store.Reader, req Reso
 					SubjectType: req.SubjectType, SubjectID: req.SubjectID, SubjectRelation: req.SubjectRelation, Context: req.Context})
 			}
 		}
-		results := c.confirm(ctx, r, reqs)
+		results, err := c.confirm(ctx, r, reqs)
+		if err != nil {
+			return nil, err
+		}
 		j := 0
 		for _, cd := range cands[:n] {
 			if full() {
@@ -346,30 +348,41 @@ type candidate struct {
 // resourceCandidates walks backwards from the subject (and its type's wildcard) to every
 // userset that may contain it, and returns those of the requested type and permission,
 // sorted by id.
-func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema, req ResourcesRequest) ([]candidate, error) {
-	g := reverseGraphOf(sch)
+//
+// The depth rule is Check's: hops count the objects a path traverses through arrows and
+// usersets. A candidate is certain only if the walk reached it within maxDepth hops; one
+// reached further is confirmed by Check, which answers from the index when the closure is
+// complete and otherwise refuses (ErrMaxDepth) as it would for the same question, so that a
+// lookup never lists a resource Check refuses.
+func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema, req ResourcesRequest, maxDepth int) ([]candidate, error) {
+	g := sch.Reverse()
 	subjRel := normaliseRelation(req.SubjectRelation)
-	// certain[type, relation][id] is false for a node reached only through an intersection,
-	// an exclusion, an all-arrow or a caveat; a node first reached uncertain and later certain
-	// is walked again, so certainty spreads (each node is walked at most twice). Keyed by
-	// (type, relation) first, so that the large inner maps hash only ids.
-	certain := make(map[typeRelation]map[string]bool)
+	// certain[type, relation][id].sure is false for a node reached only through an
+	// intersection, an exclusion, an all-arrow or a caveat; a node first reached uncertain and
+	// later certain is walked again, so certainty spreads (each node is walked at most twice).
+	// hops is the length of the path it was first reached on (at least the shortest). Keyed
+	// by (type, relation) first, so that the large inner maps hash only ids.
+	certain := make(map[typeRelation]map[string]reach)
 	type item struct {
 		n       node
 		certain bool
+		hops    int
 	}
 	var stack []item
-	push := func(n node, sure bool) {
+	push := func(n node, sure bool, hops int) {
 		tr := typeRelation{n.typ, n.relation}
 		ids := certain[tr]
 		if ids == nil {
-			ids = make(map[string]bool)
+			ids = make(map[string]reach)
 			certain[tr] = ids
 		}
 		was, seen := ids[n.id]
-		if !seen || (sure && !was) {
-			ids[n.id] = sure
-			stack = append(stack, item{n, sure})
+		if !seen || (sure && !was.sure) {
+			if seen {
+				hops = min(hops, int(was.hops))
+			}
+			ids[n.id] = reach{sure, int32(min(hops, math.MaxInt32))}
+			stack = append(stack, item{n, sure, hops})
 		}
 	}
 	// shared holds the results of tupleset scans that several arrows make (account->edit and
@@ -381,7 +394,7 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 	}
 	shared := make(map[scanKey]*sharedScan)
 	scan := func(k scanKey) ([]arrowHit, error) {
-		users := g.sharedScans[tupleset{k.subjType, k.subjRel, k.resType, k.tupleset}]
+		users := g.SharedScans[schema.TuplesetScan{SubjectType: k.subjType, SubjectRelation: k.subjRel, ResourceType: k.resType, Tupleset: k.tupleset}]
 		if s, ok := shared[k]; ok {
 			if s.left--; s.left == 0 {
 				delete(shared, k)
@@ -398,9 +411,9 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 		}
 		return hits, err
 	}
-	push(node{req.SubjectType, req.SubjectID, subjRel}, true)
+	push(node{req.SubjectType, req.SubjectID, subjRel}, true, 0)
 	if subjRel == "" {
-		push(node{req.SubjectType, store.Wildcard, ""}, true)
+		push(node{req.SubjectType, store.Wildcard, ""}, true, 0)
 	}
 	for steps := 0; len(stack) > 0; steps++ {
 		if steps%256 == 0 {
@@ -411,10 +424,14 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		n, sure := it.n, it.certain
-		// Relationships whose subject is n.
-		for _, d := range g.direct[directKey{n.typ, n.relation, n.id == store.Wildcard}] {
-			err := r.Resources(n.typ, n.id, n.relation, d.resType, d.relation, func(t *store.Relationship) bool {
-				push(node{t.ResourceType, t.ResourceID, t.Relation}, sure && t.Caveat == "")
+		// Relationships whose subject is n: one hop further when n is a userset, as in Check.
+		hops := it.hops
+		if n.relation != "" {
+			hops++
+		}
+		for _, d := range g.Direct[schema.SubjectKind{Type: n.typ, Relation: n.relation, Wildcard: n.id == store.Wildcard}] {
+			err := r.Resources(n.typ, n.id, n.relation, d.Type, d.Relation, func(t *store.Relationship) bool {
+				push(node{t.ResourceType, t.ResourceID, t.Relation}, sure && t.Caveat == "", hops)
 				return true
 			})
 			if err != nil {
@@ -425,27 +442,27 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 			continue
 		}
 		// Permissions on the same object that name n's relation.
-		for _, p := range g.computed[[2]string{n.typ, n.relation}] {
-			push(node{n.typ, n.id, p.permission}, sure && p.union)
+		for _, p := range g.Computed[schema.RelationRef{Type: n.typ, Relation: n.relation}] {
+			push(node{n.typ, n.id, p.Permission}, sure && p.Union, it.hops)
 		}
 		// Arrows whose tupleset holds n's object and whose target is n's relation.
-		for _, a := range g.arrows[n.relation] {
-			for _, subjRel := range a.subjectRelations[n.typ] {
-				hits, err := scan(scanKey{n.typ, n.id, subjRel, a.resType, a.tupleset})
+		for _, a := range g.Arrows[n.relation] {
+			for _, subjRel := range a.SubjectRelations[n.typ] {
+				hits, err := scan(scanKey{n.typ, n.id, subjRel, a.ResourceType, a.Tupleset})
 				if err != nil {
 					return nil, err
 				}
 				for _, h := range hits {
-					push(node{a.resType, h.id, a.permission}, sure && a.union && !h.caveated)
+					push(node{a.ResourceType, h.id, a.Permission}, sure && a.Union && !h.caveated, it.hops+1)
 				}
 			}
 		}
 	}
 	found := certain[typeRelation{req.ResourceType, req.Permission}]
 	out := make([]candidate, 0, len(found))
-	for id, sure := range found {
+	for id, rc := range found {
 		if id != store.Wildcard {
-			out = append(out, candidate{id, sure})
+			out = append(out, candidate{id, rc.sure && int(rc.hops) <= maxDepth})
 		}
 	}
 	slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.id, b.id) })
@@ -454,15 +471,16 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 
 type typeRelation struct{ typ, relation string }
 
+// reach is how the reverse walk reached a node: for sure or not, and in how many hops.
+type reach struct {
+	sure bool
+	hops int32
+}
+
 // scanKey is one read of a tupleset backwards: the relationships resType:?#tupleset whose
 // subject is subjType:subjID#subjRel.
 type scanKey struct {
 	subjType, subjID, subjRel, resType, tupleset string
-}
-
-// tupleset is a scanKey without its subject id.
-type tupleset struct {
-	subjType, subjRel, resType, tupleset string
 }
 
 // arrowHit is a resource a tupleset scan found, and whether its relationship has a caveat.
@@ -530,11 +548,17 @@ func (cc *candidateCache) put(k candidateKey, v []candidate) {
 // confirm checks each candidate on its own, as Check would: CheckBulk shares sub-problems
 // between items, and where the data holds a cycle through an exclusion the answer may depend
 // on which item evaluated a shared sub-problem first, so a bulk answer could differ from
-// Check's. Up to Options.Concurrency checks run at once.
-func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) []BulkResult {
-	results := make([]BulkResult, len(reqs))
+// Check's. Up to Options.Concurrency checks run at once. The first check that fails stops the
+// others (a lookup fails with it, so the rest would be spent for nothing: on a chain past the
+// depth limit each costs a walk of MaxDepth objects); err is that failure.
+func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) (results []BulkResult, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results = make([]BulkResult, len(reqs))
 	workers := min(c.concurrency, len(reqs))
 	next := make(chan int)
+	var mu sync.Mutex
+	failed := -1
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -543,140 +567,29 @@ func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) 
 			for i := range next {
 				res, err := c.Check(ctx, r, reqs[i])
 				results[i] = BulkResult{Result: res, Err: err}
+				if err != nil {
+					mu.Lock()
+					if failed < 0 || (i < failed && ctx.Err() == nil) {
+						failed = i
+					}
+					mu.Unlock()
+					cancel()
+				}
 			}
 		}()
 	}
+feed:
 	for i := range reqs {
-		next <- i
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(next)
 	wg.Wait()
-	return results
-}
-
-// reverseGraph indexes a schema backwards: which relations may hold a kind of subject, which
-// permissions name a relation, which arrows lead to it.
-type reverseGraph struct {
-	direct   map[directKey][]directEdge
-	computed map[[2]string][]computedEdge // (type, relation) → permissions of that type naming it
-	arrows   map[string][]arrowEdge       // target relation name → arrows
-	// sharedScans counts, for a tupleset read by more than one arrow, how many arrows read it.
-	sharedScans map[tupleset]int
-}
-
-// reverseGraphs caches newReverseGraph per compiled schema.
-var reverseGraphs sync.Map // *schema.Schema → *reverseGraph
-
-func reverseGraphOf(sch *schema.Schema) *reverseGraph {
-	if g, ok := reverseGraphs.Load(sch); ok {
-		return g.(*reverseGraph)
+	if failed >= 0 {
+		return results, results[failed].Err
 	}
-	g := newReverseGraph(sch)
-	reverseGraphs.Store(sch, g)
-	return g
-}
-
-type directKey struct {
-	subjType, subjRel string
-	wildcard          bool
-}
-
-type directEdge struct{ resType, relation string }
-
-// computedEdge is a permission that names a relation. union is true when some mention sits
-// in a union position (reached from the root through unions only), so that a member of the
-// relation is a member of the permission.
-type computedEdge struct {
-	permission string
-	union      bool
-}
-
-type arrowEdge struct {
-	resType, tupleset, permission string
-	// union is true for an any-arrow in a union position.
-	union bool
-	// subjectRelations maps a subject type the tupleset allows to its subject relations.
-	subjectRelations map[string][]string
-}
-
-func newReverseGraph(sch *schema.Schema) *reverseGraph {
-	g := &reverseGraph{direct: make(map[directKey][]directEdge), computed: make(map[[2]string][]computedEdge), arrows: make(map[string][]arrowEdge)}
-	for _, ns := range sch.Namespaces {
-		for _, rel := range ns.Relations {
-			if !rel.IsPermission {
-				seen := make(map[directKey]bool)
-				for _, a := range rel.AllowedSubjects {
-					k := directKey{a.Type, a.Relation, a.Wildcard}
-					if !seen[k] {
-						seen[k] = true
-						g.direct[k] = append(g.direct[k], directEdge{ns.Name, rel.Name})
-					}
-				}
-				continue
-			}
-			named := make(map[string]bool) // relation → some mention in a union position
-			var walk func(rw *schema.Rewrite, union bool)
-			walk = func(rw *schema.Rewrite, union bool) {
-				switch rw.Kind {
-				case schema.RewriteComputedUserset:
-					named[rw.Relation] = named[rw.Relation] || union
-				case schema.RewriteTupleToUserset:
-					ts := ns.Relation(rw.Tupleset)
-					if ts == nil {
-						return
-					}
-					e := arrowEdge{resType: ns.Name, tupleset: rw.Tupleset, permission: rel.Name,
-						union: union && rw.Func == schema.ArrowAny, subjectRelations: make(map[string][]string)}
-					for _, a := range ts.AllowedSubjects {
-						if a.Wildcard || contains(e.subjectRelations[a.Type], a.Relation) {
-							continue
-						}
-						e.subjectRelations[a.Type] = append(e.subjectRelations[a.Type], a.Relation)
-					}
-					g.arrows[rw.Relation] = append(g.arrows[rw.Relation], e)
-				case schema.RewriteUnion:
-					for _, ch := range rw.Children {
-						walk(ch, union)
-					}
-				case schema.RewriteIntersection:
-					for _, ch := range rw.Children {
-						walk(ch, false)
-					}
-				case schema.RewriteExclusion:
-					// The subtracted side can never make a subject a member.
-					walk(rw.Children[0], false)
-				}
-			}
-			walk(rel.Rewrite, true)
-			for name, union := range named {
-				k := [2]string{ns.Name, name}
-				g.computed[k] = append(g.computed[k], computedEdge{rel.Name, union})
-			}
-		}
-	}
-	g.sharedScans = make(map[tupleset]int)
-	for _, edges := range g.arrows {
-		for _, a := range edges {
-			for typ, rels := range a.subjectRelations {
-				for _, rel := range rels {
-					g.sharedScans[tupleset{typ, rel, a.resType, a.tupleset}]++
-				}
-			}
-		}
-	}
-	for k, n := range g.sharedScans {
-		if n < 2 {
-			delete(g.sharedScans, k)
-		}
-	}
-	return g
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return results, nil
 }

@@ -2,7 +2,9 @@
 // plus one extension, `limit N` on a relation.
 //
 // It is a pipeline: source → lexer (lexer.go) → AST (parser.go, ast.go) → type check
-// (check.go) → compiled userset rewrites (compile.go), and a generator (generate.go) that
+// (check.go) → compiled userset rewrites (compile.go) → analysis of the compiled schema
+// (analysis.go: which relations recurse, the Leopard index's edges and plans, the reverse
+// graph of lookups), and a generator (generate.go) that
 // prints a compiled schema back as canonical text, so that parse → generate → parse is the
 // identity (positions aside) and generation is a fixed point; FuzzRoundTrip checks both.
 //
@@ -40,7 +42,9 @@ func Parse(source string) (*Schema, error) {
 		errs.sort()
 		return nil, errs
 	}
-	return compile(f), nil
+	s := compile(f)
+	analyse(s)
+	return s, nil
 }
 
 // Generate prints the schema as canonical schema text: `use expiration` first, then caveats,
@@ -65,6 +69,10 @@ type Schema struct {
 
 	namespaces map[string]*Namespace
 	caveats    map[string]*Caveat
+	// The analysis stage's results (analysis.go).
+	indexed    []Edge
+	indexedSet map[Edge]struct{}
+	reverse    *ReverseGraph
 }
 
 // Namespace is one compiled `definition` (Zanzibar's namespace).
@@ -94,6 +102,9 @@ type Relation struct {
 	Limit int
 	// Rewrite is the userset rewrite of a permission; nil for a relation.
 	Rewrite *Rewrite
+	// Leopard is how a check answers this relation from the Leopard index, or nil when it
+	// walks (analysis.go).
+	Leopard *LeopardPlan
 }
 
 // AllowedSubject is one entry of a relation's type list: `user`, `user:*`, `group#member`,

@@ -118,6 +118,10 @@ type writer struct {
 	change changeEntry
 	// retired lists (uvarint length + key) the closure versions the batch ended (leopard.go).
 	retired []byte
+	// budgetLeft is what remains of the closure budget for this batch, once budgetSet
+	// (leopard_write.go): one budget covers every indexed relation the batch changes.
+	budgetLeft int
+	budgetSet  bool
 }
 
 func (s *Store) build(e Entry, at time.Time, b *Batch) (*pebble.Batch, Result, int64, error) {

@@ -15,7 +15,7 @@ import (
 // them, under limits 12, 3 and 50 in turn.
 func TestClosureLimitChangedOnReopen(t *testing.T) {
 	fs := vfs.NewMem()
-	parent := Edge{"role", "parent", ""}
+	parent := Edge{Type: "role", Relation: "parent"}
 	under := "a"
 	for round, limit := range []int{12, 3, 50, 3, 12} {
 		s, err := Open("db", Options{FS: fs, NoSync: true, GCInterval: -1, ClosureLimit: limit})

@@ -39,7 +39,7 @@ func TestClosureVersionsAndGC(t *testing.T) {
 	if err := s.WriteSchema(Entry{Index: 1}, t0, roleSchema); err != nil {
 		t.Fatal(err)
 	}
-	parent := Edge{"role", "parent", ""}
+	parent := Edge{Type: "role", Relation: "parent"}
 	// c → b → a, then c re-parented to x.
 	if _, err := s.Apply(Entry{Index: 2}, t0, creates(t, "role:b#parent@role:a", "role:c#parent@role:b")); err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestClosureOverflow(t *testing.T) {
 	}
 	r, _ := s.Reader(0)
 	defer r.Close()
-	parent := Edge{"role", "parent", ""}
+	parent := Edge{Type: "role", Relation: "parent"}
 	if got := closureOf(t, r, parent, "r3"); len(got) != 3 {
 		t.Errorf("closure of r3: %v, want 3 roles", got)
 	}
@@ -126,7 +126,7 @@ func TestClosureCycle(t *testing.T) {
 	}
 	r, _ := s.Reader(0)
 	defer r.Close()
-	member := Edge{"group", "member", "member"}
+	member := Edge{Type: "group", Relation: "member", SubjectRelation: "member"}
 	for from, want := range map[string]string{"a": "[a b c]", "b": "[a b c]", "d": "[a b c]"} {
 		if got := closureOf(t, r, member, from); fmtList(got) != want {
 			t.Errorf("closure of %s: %v, want %s", from, got, want)

@@ -60,6 +60,12 @@ type Options struct {
 	// meets a full disk. 0 is 5% of the filesystem, at least 16 MiB and at most 1 GiB;
 	// a negative value turns the guard off (diskspace.go).
 	MinFreeBytes int64
+
+	// ClosureBudget bounds the work one Apply spends maintaining the Leopard index, in
+	// closure entries read, computed or written (a seek counts as seekCost entries). Past it
+	// the objects left are marked and walked (leopard.go). 0 is DefaultClosureBudget; every
+	// node of a cluster must use the same value, as the index is part of the replicated state.
+	ClosureBudget int
 	// NoClosureIndex turns the Leopard index off: no closure is maintained and Reader.Indexed
 	// reports false, so every recursion is walked. For comparison (write cost with the index
 	// off); a store must be opened with the same setting it was written with.
@@ -76,6 +82,8 @@ type Store struct {
 	dir       string
 	// closureLimit is Options.ClosureLimit with its default applied.
 	closureLimit int
+	// closureBudget is Options.ClosureBudget with its default applied.
+	closureBudget int
 
 	applied atomic.Uint64 // the latest applied revision
 	// appliedTerm is the raft term of the entry that wrote the applied revision (Entry); 0
@@ -246,6 +254,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.closureLimit = opts.ClosureLimit
 	if s.closureLimit <= 0 {
 		s.closureLimit = DefaultClosureLimit
+	}
+	s.closureBudget = opts.ClosureBudget
+	if s.closureBudget <= 0 {
+		s.closureBudget = DefaultClosureBudget
 	}
 	s.mu.readers = make(map[Revision]int)
 	s.mu.schemas = make(map[Revision]*schema.Schema)

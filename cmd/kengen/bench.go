@@ -37,11 +37,13 @@ type benchFlags struct {
 }
 
 func (f *benchFlags) datasetFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&f.dataset.Name, "dataset", "crm", "dataset: crm, chain (a role chain) or groups (wide and deep nested groups)")
+	fs.StringVar(&f.dataset.Name, "dataset", "crm", "dataset: crm, chain (a role chain), tree (a role tree, branching 4) or groups (wide and deep nested groups)")
 	fs.Float64Var(&f.dataset.Scale, "scale", 1, "crm: scale factor (1 = 20,000 users, 50,000 accounts, 150,000 deals, about 790,000 relationships)")
 	fs.Uint64Var(&f.dataset.Seed, "seed", 0, "seed of the generated dataset; load and run must use the same one")
 	fs.IntVar(&f.dataset.Depth, "depth", 1000, "chain: levels of the role chain; groups: levels of nested groups")
 	fs.IntVar(&f.dataset.Width, "width", 1000, "groups: groups nested in the wide group")
+	fs.IntVar(&f.dataset.Roles, "roles", 100_000, "tree: roles of the role tree")
+	fs.StringVar(&f.dataset.Order, "order", "down", "chain, tree: order of the parent edges: down (parents first), up (children first) or random")
 }
 
 func (f *benchFlags) loadFlags(fs *pflag.FlagSet) {
@@ -67,6 +69,8 @@ call fails.`,
 		Example: `  kengen bench load --dataset crm --scale 0.1
   kengen bench run --dataset crm --scale 0.1 --mix check --concurrency 8 --duration 10s
   kengen bench run --dataset chain --depth 1000 --load --mix check --count 1 --concurrency 1
+  kengen bench load --dataset chain --depth 100000 --order up
+  kengen bench load --dataset tree --roles 1000000 --order random
   kengen bench run --dataset crm --scale 0.1 --mix check=80,bulk-check=10,write=10 --concurrency 1,8,32`,
 	}
 	cmd.AddCommand(newBenchLoadCmd(c), newBenchRunCmd(c))
