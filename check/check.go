@@ -14,12 +14,12 @@ import (
 type Membership int
 
 const (
-	// NoPermission: the subject is not in the permission's userset.
+	// NoPermission is the answer when the subject is not in the permission's userset.
 	NoPermission Membership = iota
-	// HasPermission: the subject is in the userset.
+	// HasPermission is the answer when the subject is in the userset.
 	HasPermission
-	// ConditionalPermission: the answer depends on caveat parameters the request did not
-	// supply; Result.MissingParams names them.
+	// ConditionalPermission is the answer when it depends on caveat parameters the request
+	// did not supply; Result.MissingParams names them.
 	ConditionalPermission
 )
 
@@ -233,11 +233,12 @@ type ExpandOperation int
 const (
 	// ExpandLeaf holds subjects: a relation's relationships.
 	ExpandLeaf ExpandOperation = iota
-	// ExpandUnion, ExpandIntersection and ExpandExclusion combine their children; an
-	// exclusion is Children[0] minus the rest. Arrows expand to a union over the tupleset's
-	// subjects (an intersection for `.all()`).
+	// ExpandUnion combines its children: any of them. Arrows expand to a union over the
+	// tupleset's subjects (an intersection for `.all()`).
 	ExpandUnion
+	// ExpandIntersection combines its children: all of them.
 	ExpandIntersection
+	// ExpandExclusion is Children[0] minus the rest.
 	ExpandExclusion
 )
 

@@ -199,12 +199,22 @@ func Chain(depth int, emit func(Tuple)) {
 	}
 }
 
-// Object ids used by the generators.
-func RoleID(i int) string      { return fmt.Sprintf("r%d", i) }
-func UserID(i int) string      { return fmt.Sprintf("u%d", i) }
-func GroupID(i int) string     { return fmt.Sprintf("g%d", i) }
-func AccountID(i int) string   { return fmt.Sprintf("a%d", i) }
-func DealID(i int) string      { return fmt.Sprintf("d%d", i) }
+// RoleID is the id of the CRM dataset's i-th role.
+func RoleID(i int) string { return fmt.Sprintf("r%d", i) }
+
+// UserID is the id of the CRM dataset's i-th user.
+func UserID(i int) string { return fmt.Sprintf("u%d", i) }
+
+// GroupID is the id of the CRM dataset's i-th group.
+func GroupID(i int) string { return fmt.Sprintf("g%d", i) }
+
+// AccountID is the id of the CRM dataset's i-th account.
+func AccountID(i int) string { return fmt.Sprintf("a%d", i) }
+
+// DealID is the id of the CRM dataset's i-th deal.
+func DealID(i int) string { return fmt.Sprintf("d%d", i) }
+
+// ChainRoleID is the id of the i-th role of a role chain.
 func ChainRoleID(i int) string { return fmt.Sprintf("chain-%d", i) }
 
 // GroupsSchema is the schema of the nested groups dataset: groups whose members are users
@@ -248,6 +258,11 @@ const (
 	DeepUserID     = "deep"
 )
 
+// WideGroupID is the id of the i-th group nested in the wide group.
 func WideGroupID(i int) string { return fmt.Sprintf("wide-%d", i) }
-func WideUserID(i int) string  { return fmt.Sprintf("wu%d", i) }
+
+// WideUserID is the id of the user in the i-th wide group.
+func WideUserID(i int) string { return fmt.Sprintf("wu%d", i) }
+
+// DeepGroupID is the id of the group at depth i of the deep chain.
 func DeepGroupID(i int) string { return fmt.Sprintf("deep-%d", i) }
