@@ -130,38 +130,21 @@ func crmDataset(cfg DatasetConfig) *Dataset {
 
 // chainDataset: checks are role see user; user:boss sees every role of the chain.
 func chainDataset(depth int, order string, seed uint64) *Dataset {
-	name := fmt.Sprintf("chain depth %d", depth)
-	if order != "" && order != datagen.OrderDown {
-		name += ", written " + order
-	}
-	d := &Dataset{
-		Name:         name,
-		Schema:       datagen.ChainSchema,
-		ResourceType: "role", Permission: "see", SubjectType: "user",
-		emit:      func(fn func(datagen.Tuple)) { datagen.ChainOrdered(depth, order, seed, fn) },
-		writeType: "role", writeRelation: "member", writePermission: "see",
-	}
-	d.Relationships = depth
-	for i := range depth {
-		d.known = append(d.known, pair{datagen.ChainRoleID(i), "boss"})
-	}
-	d.deepest = pair{datagen.ChainRoleID(depth - 1), "boss"}
-	d.randResource = func(r *rand.Rand) string { return datagen.ChainRoleID(r.IntN(depth)) }
-	// One user in a thousand is the boss; the others are members of nothing.
-	d.randSubject = func(r *rand.Rand) string {
-		if r.IntN(1000) == 0 {
-			return "boss"
-		}
-		return datagen.UserID(r.IntN(1_000_000))
-	}
-	d.randWriteResource = d.randResource
-	return d
+	return hierarchyDataset(fmt.Sprintf("chain depth %d", depth), order, depth, datagen.ChainRoleID,
+		func(fn func(datagen.Tuple)) { datagen.ChainOrdered(depth, order, seed, fn) })
 }
 
 // treeDataset: a role tree of n roles, branching 4; user:boss, a member of the root, sees
 // every role.
 func treeDataset(n int, order string, seed uint64) *Dataset {
-	name := fmt.Sprintf("role tree of %d", n)
+	return hierarchyDataset(fmt.Sprintf("role tree of %d", n), order, n, datagen.TreeRoleID,
+		func(fn func(datagen.Tuple)) { datagen.Tree(n, order, seed, fn) })
+}
+
+// hierarchyDataset is a role hierarchy of n roles named by roleID, written in order by emit,
+// with user:boss seeing every role: checks are role see user, the known answers are the boss
+// on every role, and one random subject in a thousand is the boss.
+func hierarchyDataset(name, order string, n int, roleID func(int) string, emit func(func(datagen.Tuple))) *Dataset {
 	if order != "" && order != datagen.OrderDown {
 		name += ", written " + order
 	}
@@ -169,15 +152,16 @@ func treeDataset(n int, order string, seed uint64) *Dataset {
 		Name:         name,
 		Schema:       datagen.ChainSchema,
 		ResourceType: "role", Permission: "see", SubjectType: "user",
-		emit:      func(fn func(datagen.Tuple)) { datagen.Tree(n, order, seed, fn) },
+		emit:      emit,
 		writeType: "role", writeRelation: "member", writePermission: "see",
 	}
 	d.Relationships = n
 	for i := range n {
-		d.known = append(d.known, pair{datagen.TreeRoleID(i), "boss"})
+		d.known = append(d.known, pair{roleID(i), "boss"})
 	}
-	d.deepest = pair{datagen.TreeRoleID(n - 1), "boss"}
-	d.randResource = func(r *rand.Rand) string { return datagen.TreeRoleID(r.IntN(n)) }
+	d.deepest = pair{roleID(n - 1), "boss"}
+	d.randResource = func(r *rand.Rand) string { return roleID(r.IntN(n)) }
+	// One user in a thousand is the boss; the others are members of nothing.
 	d.randSubject = func(r *rand.Rand) string {
 		if r.IntN(1000) == 0 {
 			return "boss"
