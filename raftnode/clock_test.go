@@ -61,27 +61,21 @@ func clockEntries(nodes []*testNode) int64 {
 	return n
 }
 
-// quiet observes the nodes for d and fails if a clock entry is proposed or a revision moves:
+// quiet observes the nodes for d and fails if a clock entry is proposed:
 // with nothing pending, an idle cluster stays idle.
 func quiet(t *testing.T, nodes []*testNode, d time.Duration) {
 	t.Helper()
 	entries := clockEntries(nodes)
-	revs := make([]store.Revision, len(nodes))
-	for i, tn := range nodes {
-		revs[i] = tn.st.Revision()
-	}
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		if got := clockEntries(nodes); got != entries {
 			t.Fatalf("%d clock entries proposed while nothing was pending", got-entries)
 		}
-		for i, tn := range nodes {
-			if rev := tn.st.Revision(); rev != revs[i] {
-				t.Fatalf("%s moved from revision %d to %d while idle", tn.id, revs[i], rev)
-			}
-		}
 	}
+	// The revision itself may still move: a node whose registration of its gRPC address timed
+	// out under load, but was committed, registers again (a member entry), as it should. Only
+	// the clock's own entries count against idleness; none of them are proposed.
 }
 
 // settle waits until every node has applied the same revision.
