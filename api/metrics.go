@@ -186,6 +186,7 @@ type storeCollector struct {
 	st *store.Store
 
 	revision, oldestRetained, retained, relationships, openReaders               *prometheus.Desc
+	holds, heldRevision                                                          *prometheus.Desc
 	compactions, flushes, compactionSeconds, compactionsInProgress, debt         *prometheus.Desc
 	l0Files, l0Sublevels, readAmp, levelFiles, levelBytes                        *prometheus.Desc
 	cacheHits, cacheMisses, cacheBytes                                           *prometheus.Desc
@@ -204,6 +205,8 @@ func newStoreCollector(st *store.Store) *storeCollector {
 		retained:       d("retained_revisions", "How many revisions are readable: revision - oldest retained + 1."),
 		relationships:  d("relationships", "Relationships live at the latest revision."),
 		openReaders:    d("open_readers", "Readers open now; each pins its revision against garbage collection."),
+		holds:          d("retention_holds", "Watch streams keeping old changes from garbage collection (each for at most retention + the hold limit)."),
+		heldRevision:   d("held_revision", "Oldest revision a Watch stream keeps from garbage collection; 0 with none. Far below the revision: a stream has fallen behind."),
 
 		compactions:           d("compactions_total", "Pebble compactions since the store was opened."),
 		flushes:               d("flushes_total", "Pebble memtable flushes since the store was opened."),
@@ -236,7 +239,7 @@ func newStoreCollector(st *store.Store) *storeCollector {
 // Describe sends every Desc the collector may send.
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.revision, c.oldestRetained, c.retained, c.relationships, c.openReaders,
+		c.revision, c.oldestRetained, c.retained, c.relationships, c.openReaders, c.holds, c.heldRevision,
 		c.compactions, c.flushes, c.compactionSeconds, c.compactionsInProgress, c.debt,
 		c.l0Files, c.l0Sublevels, c.readAmp, c.levelFiles, c.levelBytes,
 		c.cacheHits, c.cacheMisses, c.cacheBytes,
@@ -265,6 +268,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.retained, float64(m.RetainedRevisions))
 	gauge(c.relationships, float64(m.Relationships))
 	gauge(c.openReaders, float64(m.OpenReaders))
+	gauge(c.holds, float64(m.Holds))
+	gauge(c.heldRevision, float64(m.HeldRevision))
 
 	counter(c.compactions, float64(m.Compactions))
 	counter(c.flushes, float64(m.Flushes))

@@ -83,6 +83,10 @@ func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchSe
 		after = rev
 	}
 
+	// Keep the changes still to send from garbage collection while the stream lags (bounded:
+	// store.Options.HoldLimit past the retention window).
+	hold := s.st.Hold(after)
+	defer hold.Release()
 	ctx := stream.Context()
 	tick := time.NewTicker(watchPoll)
 	defer tick.Stop()
@@ -102,6 +106,7 @@ func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchSe
 					sendErr = stream.Send(resp)
 					sent = after
 				}
+				hold.Move(after)
 				return sendErr == nil
 			})
 			if sendErr != nil {

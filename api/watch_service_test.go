@@ -2,11 +2,14 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/codes"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 func recvWatch(t *testing.T, stream v1.WatchService_WatchClient) *v1.WatchResponse {
@@ -144,4 +147,49 @@ func TestWatchUpdateKinds(t *testing.T) {
 	if resp := recvWatch(t, schemaOnly); !resp.GetSchemaUpdated() || len(resp.GetUpdates()) != 0 {
 		t.Errorf("schema-only stream after the deal update: %v, want the next schema change and nothing between", resp)
 	}
+}
+
+// TestWatchHoldsRetention: an open Watch keeps the changes it has yet to send from garbage
+// collection (a store Hold, exported as kengen_store_retention_holds), and lets go when the
+// stream ends.
+func TestWatchHoldsRetention(t *testing.T) {
+	env := startServer(t, Options{})
+	start := env.writeSchema(lookupTestSchema)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	stream, err := env.client.Watch(ctx, &v1.WatchRequest{OptionalStartCursor: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := env.touch("deal:1#viewer@user:amy")
+	if resp := recvWatch(t, stream); resp.GetChangesThrough().GetToken() != tok.GetToken() {
+		t.Fatalf("first response %v", resp)
+	}
+	held := `kengen_store_retention_holds`
+	kit.Eventually(t, "the open stream holds retention", func() error {
+		if v := gather(t, env.reg)[held]; v != 1 {
+			return fmt.Errorf("%s = %v", held, v)
+		}
+		if st := env.st.Stats(); st.HeldRevision < 1 {
+			return fmt.Errorf("held revision %d", st.HeldRevision)
+		}
+		return nil
+	})
+	// A collection far past the retention window cannot move past what the stream has sent.
+	if _, err := env.st.CollectGarbage(time.Now().Add(90 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if st := env.st.Stats(); st.OldestRetained > st.HeldRevision {
+		t.Errorf("horizon %d passed the stream's held revision %d", st.OldestRetained, st.HeldRevision)
+	}
+	next := env.touch("deal:2#viewer@user:amy")
+	if resp := recvWatch(t, stream); resp.GetChangesThrough().GetToken() != next.GetToken() {
+		t.Fatalf("after the collection the stream sent %v, want the next change", resp)
+	}
+	cancel()
+	kit.Eventually(t, "the hold ends with the stream", func() error {
+		if v := gather(t, env.reg)[held]; v != 0 {
+			return fmt.Errorf("%s = %v", held, v)
+		}
+		return nil
+	})
 }

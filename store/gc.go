@@ -31,13 +31,27 @@ func (s *Store) CollectGarbage(now time.Time) (removed int, err error) {
 		return 0, err
 	}
 
-	target, err := s.retentionTarget(now)
+	target, err := s.retentionTarget(now, s.opts.Retention)
 	if err != nil {
 		return 0, err
+	}
+	// An open Hold keeps its revision, unless it is older than the longer window a hold may
+	// keep (then its holder fails at its next read of the change log).
+	s.mu.Lock()
+	_, held := s.oldestHold()
+	s.mu.Unlock()
+	var holdFloor Revision
+	if held {
+		if holdFloor, err = s.retentionTarget(now, s.opts.Retention+s.opts.HoldLimit); err != nil {
+			return 0, err
+		}
 	}
 	s.mu.Lock()
 	for rev := range s.mu.readers {
 		target = min(target, rev)
+	}
+	if h, ok := s.oldestHold(); ok {
+		target = min(target, max(h, holdFloor))
 	}
 	if target <= s.mu.horizon {
 		s.mu.Unlock()
@@ -61,10 +75,10 @@ func (s *Store) CollectGarbage(now time.Time) (removed int, err error) {
 	return removed, s.retireSchemas(target)
 }
 
-// retentionTarget returns the earliest revision whose time is at or after now - Retention, or
+// retentionTarget returns the earliest revision whose time is at or after now - window, or
 // the latest revision if every revision is older.
-func (s *Store) retentionTarget(now time.Time) (Revision, error) {
-	cutoff := now.Add(-s.opts.Retention)
+func (s *Store) retentionTarget(now time.Time, window time.Duration) (Revision, error) {
+	cutoff := now.Add(-window)
 	target := s.Revision()
 	s.mu.Lock()
 	lower := revKey(prefixChange, s.mu.horizon)

@@ -20,6 +20,10 @@ type Metrics struct {
 	Relationships int64
 	// OpenReaders is how many Readers are open.
 	OpenReaders int
+	// Holds is how many Holds (Watch streams) keep old changes; HeldRevision is the oldest
+	// revision one of them keeps (0 with none).
+	Holds        int
+	HeldRevision Revision
 
 	// Compactions and Flushes count Pebble's compactions and memtable flushes since Open;
 	// CompactionTime is the time compactions took in total since Open.
@@ -83,6 +87,8 @@ func (s *Store) Metrics() (Metrics, error) {
 		OldestRetained:        st.OldestRetained,
 		Relationships:         st.Relationships,
 		OpenReaders:           st.OpenReaders,
+		Holds:                 st.Holds,
+		HeldRevision:          st.HeldRevision,
 		Compactions:           pm.Compact.Count,
 		Flushes:               pm.Flush.Count,
 		CompactionTime:        pm.Compact.Duration,

@@ -36,6 +36,9 @@ type Options struct {
 	InMemory bool
 	// Retention is how long old revisions stay readable; 0 is DefaultRetention.
 	Retention time.Duration
+	// HoldLimit is how much longer than Retention a Hold (an open Watch stream that has fallen
+	// behind) may keep old changes; 0 is Retention. Past it the holder fails clearly.
+	HoldLimit time.Duration
 	// GCInterval is how often the background garbage collector runs; 0 is Retention/4 capped
 	// at one minute. A negative value disables the background collector (CollectGarbage can
 	// still be called).
@@ -116,6 +119,9 @@ type Store struct {
 		horizon Revision
 		// readers counts the open Readers at each revision; GC never passes the oldest.
 		readers map[Revision]int
+		// holds are the open Holds (hold.go), by id; GC keeps their revisions, within a bound.
+		holds    map[uint64]*Hold
+		nextHold uint64
 		// schemas caches compiled historical schemas by the revision that wrote them.
 		schemas map[Revision]*schema.Schema
 	}
@@ -182,6 +188,10 @@ type Stats struct {
 	SchemaRevision Revision
 	// OpenReaders is how many Readers are open.
 	OpenReaders int
+	// Holds is how many Holds (Watch streams) keep old changes; HeldRevision is the oldest
+	// revision one of them keeps (0 with none).
+	Holds        int
+	HeldRevision Revision
 }
 
 // DefaultCacheSize is the default block cache: it holds the whole of the CRM benchmark at
@@ -202,6 +212,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = DefaultRetention
+	}
+	if opts.HoldLimit <= 0 {
+		opts.HoldLimit = opts.Retention
 	}
 	if opts.GCInterval == 0 {
 		opts.GCInterval = min(opts.Retention/4, time.Minute)
@@ -260,6 +273,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.closureBudget = DefaultClosureBudget
 	}
 	s.mu.readers = make(map[Revision]int)
+	s.mu.holds = make(map[uint64]*Hold)
 	s.mu.schemas = make(map[Revision]*schema.Schema)
 	if err := s.load(); err != nil {
 		_ = db.Close()
@@ -402,6 +416,8 @@ func (s *Store) Stats() Stats {
 	for _, n := range s.mu.readers {
 		st.OpenReaders += n
 	}
+	st.Holds = len(s.mu.holds)
+	st.HeldRevision, _ = s.oldestHold()
 	return st
 }
 
