@@ -82,19 +82,8 @@ func (cn *clusterNode) stop() {
 // latest write anywhere, and a minority acknowledges no write and answers no fully
 // consistent read.
 func TestAPIOverRaftCluster(t *testing.T) {
-	n1 := startClusterNode(t, "n1", true)
-	kit.Eventually(t, "n1 leads", func() error {
-		if !n1.node.IsLeader() {
-			return os.ErrNotExist
-		}
-		return nil
-	})
-	nodes := []*clusterNode{n1}
-	for _, id := range []string{"n2", "n3"} {
-		cn := startClusterNode(t, id, false)
-		kit.Eventually(t, id+" joins", func() error { return cn.node.Join(ctxT(t), n1.addr) })
-		nodes = append(nodes, cn)
-	}
+	nodes := startAPICluster(t)
+	n1 := nodes[0]
 	schema, err := os.ReadFile("testdata/crm.zed")
 	if err != nil {
 		t.Fatal(err)
