@@ -6,37 +6,31 @@ import (
 	"io"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/kengen/kengen/store"
 )
-
-// ImportBatchSize is how many relationships one write of ImportBulkRelationships carries: one
-// Writer.Apply (one Raft entry) per batch, not one per relationship.
-const ImportBatchSize = 5_000
 
 // DefaultExportPage is the number of relationships per ExportBulkRelationships response when
 // the request sets no optional_limit.
 const DefaultExportPage = 1_000
 
-// ImportBulkRelationships creates the relationships the client streams, ImportBatchSize per
-// write, each batch all or nothing. A relationship that already exists fails the call
-// (ALREADY_EXISTS), as in SpiceDB; the batches written before the failing one stay written, and
-// the error says how many relationships were loaded.
+// ImportBulkRelationships creates the relationships the client streams as one write: every
+// one of them or none, as SpiceDB commits a stream in one transaction. A relationship that
+// already exists, or one the stream carries twice, fails the call with ALREADY_EXISTS (as in
+// SpiceDB) and nothing is written. A stream of more than Options.MaxImportRelationships
+// relationships is refused as soon as it passes the bound, with nothing written: split the
+// import into several streams (zed's restore sends 10,000 relationships per stream by
+// default). The one write is one Raft entry, so a write that encodes larger than a node can
+// forward (raftnode.MaxCommandBytes) is refused too.
 func (s permissionsService) ImportBulkRelationships(stream v1.PermissionsService_ImportBulkRelationshipsServer) error {
 	ctx := stream.Context()
-	var loaded uint64
-	batch := make([]store.Update, 0, ImportBatchSize)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if _, err := s.writer.Apply(ctx, &store.Batch{Updates: batch}); err != nil {
-			return fmt.Errorf("importing relationships %d to %d (the %d before them are written): %w", loaded+1, loaded+uint64(len(batch)), loaded, err)
-		}
-		loaded += uint64(len(batch))
-		batch = batch[:0]
-		return nil
-	}
+	limit := s.opts.MaxImportRelationships
+	var updates []store.Update
+	// first maps each relationship's identity (without caveat and expiration) to where the
+	// stream first carried it, to name both places of a duplicate.
+	first := map[string]string{}
 	for msg := 0; ; msg++ {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -49,22 +43,36 @@ func (s permissionsService) ImportBulkRelationships(stream v1.PermissionsService
 			return err
 		}
 		for i, r := range req.GetRelationships() {
-			rel, err := relationshipFromProto(fmt.Sprintf("relationships[%d] of message %d", i, msg), r)
+			at := fmt.Sprintf("relationships[%d] of message %d", i, msg)
+			rel, err := relationshipFromProto(at, r)
 			if err != nil {
 				return err
 			}
-			batch = append(batch, store.Update{Op: store.OpCreate, Relationship: rel})
-			if len(batch) == ImportBatchSize {
-				if err := flush(); err != nil {
-					return err
-				}
+			if len(updates) == limit {
+				return invalidf("import: the stream carries more than %d relationships (%s is number %d); one stream is one atomic write of at most %d, nothing was written: split the import into several streams", limit, at, limit+1, limit)
 			}
+			id := identity(rel).String()
+			if prev, dup := first[id]; dup {
+				return status.Errorf(codes.AlreadyExists, "import: %s carries %s again (first at %s); nothing was written", at, id, prev)
+			}
+			first[id] = at
+			updates = append(updates, store.Update{Op: store.OpCreate, Relationship: rel})
 		}
 	}
-	if err := flush(); err != nil {
-		return err
+	if len(updates) > 0 {
+		if _, err := s.writer.Apply(ctx, &store.Batch{Updates: updates}); err != nil {
+			return fmt.Errorf("importing %d relationships (none was written): %w", len(updates), err)
+		}
 	}
-	return stream.SendAndClose(&v1.ImportBulkRelationshipsResponse{NumLoaded: loaded})
+	return stream.SendAndClose(&v1.ImportBulkRelationshipsResponse{NumLoaded: uint64(len(updates))})
+}
+
+// identity is rel without its caveat and expiration: what makes two relationships the same.
+func identity(rel store.Relationship) store.Relationship {
+	return store.Relationship{
+		ResourceType: rel.ResourceType, ResourceID: rel.ResourceID, Relation: rel.Relation,
+		SubjectType: rel.SubjectType, SubjectID: rel.SubjectID, SubjectRelation: rel.SubjectRelation,
+	}
 }
 
 // ExportBulkRelationships streams every relationship (or those optional_relationship_filter

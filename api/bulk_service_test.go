@@ -1,13 +1,16 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func (e *testEnv) importRels(rels []string, perMessage int) (uint64, error) {
@@ -71,8 +74,8 @@ func TestImportExport(t *testing.T) {
 	if err != nil || n != 12_345 {
 		t.Fatalf("import: %d loaded, %v", n, err)
 	}
-	if writes := env.st.Revision() - before; writes != 3 {
-		t.Errorf("import took %d writes, want 3 batches of at most %d", writes, ImportBatchSize)
+	if writes := env.st.Revision() - before; writes != 1 {
+		t.Errorf("import took %d writes, want the stream as one", writes)
 	}
 	if p, err := env.check(full(), "deal:d12000", "view", "user:u"+fmt.Sprint(12000%97)); err != nil || p != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
 		t.Errorf("check after import: %v %v", p, err)
@@ -90,5 +93,109 @@ func TestImportExport(t *testing.T) {
 	rest, _ := env.export(5000, cursors[0])
 	if len(rest) != 12_345-1000 || rest[0] != all[1000] || rest[len(rest)-1] != all[len(all)-1] {
 		t.Errorf("resumed export: %d relationships from %q", len(rest), rest[0])
+	}
+}
+
+// TestImportIsAllOrNothing sends streams that fail at their end in each way a stream can fail
+// (a relationship that exists, one carried twice, one the schema refuses, one past the size
+// bound, a client that gives up) and asserts that none of them wrote anything.
+func TestImportIsAllOrNothing(t *testing.T) {
+	env := startServer(t, Options{MaxImportRelationships: 7_000})
+	env.writeSchema(lookupTestSchema)
+	env.touch("deal:old#viewer@user:u1")
+	stream := func(n int, last string) []string {
+		var rels []string
+		for i := range n {
+			rels = append(rels, fmt.Sprintf("deal:i%05d#viewer@user:u%d", i, i%7))
+		}
+		if last != "" {
+			rels = append(rels, last)
+		}
+		return rels
+	}
+	for _, tc := range []struct {
+		name string
+		rels []string
+		code codes.Code
+		msg  string
+	}{
+		{"exists", stream(6_000, "deal:old#viewer@user:u1"), codes.AlreadyExists, "deal:old#viewer@user:u1"},
+		{"twice", stream(6_000, "deal:i00005#viewer@user:u5"), codes.AlreadyExists, "first at relationships[5] of message 0"},
+		{"refused by the schema", stream(6_000, "deal:x#no_such_relation@user:u1"), codes.InvalidArgument, "no_such_relation"},
+		{"too long", stream(7_001, ""), codes.InvalidArgument, "more than 7000 relationships"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := env.export(1000, nil)
+			n, err := env.importRels(tc.rels, 300)
+			wantCode(t, err, tc.code)
+			if err != nil && !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %q does not name %q", err, tc.msg)
+			}
+			// A refused write may still take a revision (its raft entry is applied as a
+			// refusal); what matters is that no relationship of it is stored.
+			if after, _ := env.export(1000, nil); n != 0 || len(after) != len(before) {
+				t.Errorf("failed import loaded %d; %d relationships stored before, %d after: want nothing written", n, len(before), len(after))
+			}
+			if p, err := env.check(full(), "deal:i00000", "view", "user:u0"); err != nil || p != v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION {
+				t.Errorf("a relationship of the failed stream is visible: %v %v", p, err)
+			}
+		})
+	}
+
+	t.Run("client gives up", func(t *testing.T) {
+		before := env.st.Revision()
+		stored, _ := env.export(1000, nil)
+		ctx, cancel := context.WithCancel(ctxT(t))
+		s, err := env.client.ImportBulkRelationships(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := &v1.ImportBulkRelationshipsRequest{}
+		for i, r := range stream(6_000, "") {
+			req.Relationships = append(req.Relationships, rel(t, r))
+			if len(req.Relationships) == 1_000 || i == 5_999 {
+				if err := s.Send(req); err != nil {
+					t.Fatal(err)
+				}
+				req = &v1.ImportBulkRelationshipsRequest{}
+			}
+		}
+		cancel()
+		if _, err := s.CloseAndRecv(); status.Code(err) != codes.Canceled {
+			t.Errorf("cancelled import: %v, want CANCELED", err)
+		}
+		// The server has seen the cancellation once a later request is answered after it;
+		// the stream was never applied, so the revision must not move.
+		env.touch("deal:after#viewer@user:u1")
+		if got := env.st.Revision(); got != before+1 {
+			t.Errorf("revision %d -> %d after a cancelled import and one write: want one write", before, got)
+		}
+		if after, _ := env.export(1000, nil); len(after) != len(stored)+1 {
+			t.Errorf("%d relationships stored before, %d after a cancelled import and one write", len(stored), len(after))
+		}
+	})
+
+	// The bound is inclusive: a stream of exactly MaxImportRelationships loads.
+	if n, err := env.importRels(stream(7_000, ""), 1_000); err != nil || n != 7_000 {
+		t.Fatalf("import of exactly the bound: %d, %v", n, err)
+	}
+}
+
+// BenchmarkImportStream imports one stream of the default bound (30,000 relationships with
+// UUID ids) into an empty single-node store per iteration: the time one atomic import holds
+// the writer.
+func BenchmarkImportStream(b *testing.B) {
+	var rels []string
+	for i := range DefaultMaxImportRelationships {
+		rels = append(rels, fmt.Sprintf("deal:3f2b9c4e-1a2b-4c3d-9e8f-%012d#viewer@user:7a6b5c4d-1a2b-4c3d-9e8f-%012d", i, i%97))
+	}
+	for b.Loop() {
+		b.StopTimer()
+		env := startServer(b, Options{})
+		env.writeSchema(lookupTestSchema)
+		b.StartTimer()
+		if n, err := env.importRels(rels, 1_000); err != nil || n != uint64(len(rels)) {
+			b.Fatalf("import: %d, %v", n, err)
+		}
 	}
 }

@@ -32,7 +32,20 @@ type clusterNode struct {
 	closed bool
 }
 
+// raftTimings are a test cluster's raft timeouts.
+type raftTimings struct{ heartbeat, election, lease time.Duration }
+
+// fastRaft elects and fails over within a fraction of a second, for tests of leader changes.
+func fastRaft() raftTimings {
+	return raftTimings{heartbeat: 150 * time.Millisecond, election: 150 * time.Millisecond, lease: 100 * time.Millisecond}
+}
+
 func startClusterNode(t *testing.T, id string, bootstrap bool) *clusterNode {
+	t.Helper()
+	return startClusterNodeWith(t, id, bootstrap, fastRaft())
+}
+
+func startClusterNodeWith(t *testing.T, id string, bootstrap bool, timings raftTimings) *clusterNode {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "store"), store.Options{NoSync: true, GCInterval: -1})
@@ -47,7 +60,7 @@ func startClusterNode(t *testing.T, id string, bootstrap bool) *clusterNode {
 	cn.node, err = raftnode.Open(raftnode.Config{
 		NodeID: id, RaftAddr: "127.0.0.1:0", GRPCAddr: cn.addr, Dir: filepath.Join(dir, "raft"), Store: st,
 		Bootstrap: bootstrap, Token: testKey,
-		HeartbeatTimeout: 150 * time.Millisecond, ElectionTimeout: 150 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		HeartbeatTimeout: timings.heartbeat, ElectionTimeout: timings.election, LeaderLeaseTimeout: timings.lease,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

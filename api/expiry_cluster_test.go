@@ -15,7 +15,13 @@ import (
 // startAPICluster starts three API nodes over Raft and waits until every node can forward.
 func startAPICluster(t *testing.T) []*clusterNode {
 	t.Helper()
-	n1 := startClusterNode(t, "n1", true)
+	return startAPIClusterWith(t, fastRaft())
+}
+
+// startAPIClusterWith is startAPICluster with the given raft timeouts.
+func startAPIClusterWith(t *testing.T, timings raftTimings) []*clusterNode {
+	t.Helper()
+	n1 := startClusterNodeWith(t, "n1", true, timings)
 	kit.Eventually(t, "n1 leads", func() error {
 		if !n1.node.IsLeader() {
 			return os.ErrNotExist
@@ -24,7 +30,7 @@ func startAPICluster(t *testing.T) []*clusterNode {
 	})
 	nodes := []*clusterNode{n1}
 	for _, id := range []string{"n2", "n3"} {
-		cn := startClusterNode(t, id, false)
+		cn := startClusterNodeWith(t, id, false, timings)
 		kit.Eventually(t, id+" joins", func() error { return cn.node.Join(ctxT(t), n1.addr) })
 		nodes = append(nodes, cn)
 	}

@@ -37,6 +37,12 @@ const (
 	DefaultMaxCheckBulkItems  = 1_000
 	DefaultMaxReadLimit       = 1_000
 	DefaultMaxDeleteLimit     = 1_000
+	// DefaultMaxImportRelationships bounds one ImportBulkRelationships stream, which is one
+	// atomic write (one raft entry): three times the 10,000 relationships a `zed backup
+	// restore` transaction carries by default (10 batches of 1,000), and small enough that
+	// relationships with two UUID ids (about 103 bytes each encoded) stay within
+	// raftnode.MaxCommandBytes.
+	DefaultMaxImportRelationships = 30_000
 )
 
 // Options configures a Server.
@@ -72,6 +78,9 @@ type Options struct {
 	MaxReadLimit int
 	// MaxDeleteLimit bounds optional_limit of DeleteRelationships.
 	MaxDeleteLimit int
+	// MaxImportRelationships bounds the relationships of one ImportBulkRelationships stream
+	// (one atomic write); a longer stream is refused and nothing of it is written.
+	MaxImportRelationships int
 
 	// QuantizeWindow, when positive, makes minimize_latency reads share one revision for up
 	// to this long (quantize.go), so that concurrent callers share the checker's cache; a
@@ -116,6 +125,7 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	setDefault(&opts.MaxUpdatesPerWrite, DefaultMaxUpdatesPerWrite)
+	setDefault(&opts.MaxImportRelationships, DefaultMaxImportRelationships)
 	setDefault(&opts.MaxPreconditions, DefaultMaxPreconditions)
 	setDefault(&opts.MaxCheckBulkItems, DefaultMaxCheckBulkItems)
 	setDefault(&opts.MaxReadLimit, DefaultMaxReadLimit)

@@ -41,6 +41,10 @@ var (
 	// ErrNotSingleNode is RepairFromStore on a node whose last known configuration has other
 	// members: made the only voter, it would go on as a second cluster beside the first.
 	ErrNotSingleNode = errors.New("raftnode: the node is a member of a cluster of several")
+	// ErrTooLarge is a write whose command encodes larger than MaxCommandBytes: one raft
+	// entry, forwarded between nodes in one gRPC message, cannot carry it. Nothing was
+	// proposed; the write must be split.
+	ErrTooLarge = errors.New("raftnode: write too large for one raft entry")
 )
 
 // kinds lists raftnode's sentinels under their stable names. The order is the order KindOf
@@ -59,6 +63,7 @@ func kinds() []store.ErrorKind {
 		{Name: "tls", Err: ErrTLS},
 		{Name: "damaged_log", Err: ErrDamagedLog},
 		{Name: "not_single_node", Err: ErrNotSingleNode},
+		{Name: "too_large", Err: ErrTooLarge},
 	}
 }
 

@@ -340,8 +340,17 @@ func (n *Node) Apply(ctx context.Context, cmd *Command) (store.Result, error) {
 	if err != nil {
 		return store.Result{}, err
 	}
+	if len(data) > MaxCommandBytes {
+		return store.Result{}, fmt.Errorf("%w: the write encodes to %.1f MiB, more than the %.1f MiB a node can forward to its leader: split it into smaller writes", ErrTooLarge, float64(len(data))/(1<<20), float64(MaxCommandBytes)/(1<<20))
+	}
 	return n.applyEncoded(ctx, data)
 }
+
+// MaxCommandBytes bounds one encoded command: a follower forwards it to the leader in one
+// gRPC message, whose default bound on the receiving side is 4 MiB, less room for the
+// message's framing and metadata. Every node refuses a larger write (ErrTooLarge), so a write
+// is refused or not whichever node takes it.
+const MaxCommandBytes = 4<<20 - 64<<10
 
 // applyEncoded proposes data on the leader, or forwards it to the leader, and waits out the
 // moments when there is none (an election, a leader whose gRPC address is not known yet, one

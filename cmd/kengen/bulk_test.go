@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -48,16 +49,33 @@ func TestImportExportLookup(t *testing.T) {
 		t.Errorf("import: %q", out)
 	}
 	code, _, errs := n.kengen(t, nil, "--data-dir", dir, "import", file)
-	if code != exitError || !strings.Contains(errs, "AlreadyExists") {
+	if code != exitError || !strings.Contains(errs, "AlreadyExists") || !strings.Contains(errs, "nothing imported") {
 		t.Errorf("import twice: exit %d, %q", code, errs)
 	}
+	// Streams of 1,000: the second stream meets an existing relationship, so the first
+	// stays written and nothing of the second is.
+	var more []string
+	for i := range 1500 {
+		more = append(more, fmt.Sprintf("deal:m%04d#follower@group:eng#member", i))
+	}
+	more = append(more, lines[0])
+	moreFile := filepath.Join(t.TempDir(), "more.txt")
+	if err := os.WriteFile(moreFile, []byte(strings.Join(more, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = n.kengen(t, nil, "--data-dir", dir, "import", "--per-stream", "1000", moreFile)
+	if code != exitError || !strings.Contains(errs, "1000 relationships imported, up to line 1000; the stream of lines 1001 to 1501 failed and wrote nothing") {
+		t.Errorf("import meeting an existing relationship in its second stream: exit %d, %q", code, errs)
+	}
+	lines = append(lines, more[:1000]...)
+	slices.Sort(lines)
 	exported := strings.Split(strings.TrimSuffix(n.must(t, dir, "export"), "\n"), "\n")
 	if len(exported) != len(lines) || exported[0] != lines[0] || exported[len(exported)-1] != "group:eng#member@user:ito" {
 		t.Errorf("export: %d lines, first %q", len(exported), exported[0])
 	}
 
 	got := strings.Split(strings.TrimSuffix(n.must(t, dir, "lookup", "resources", "deal", "view", "user:ito"), "\n"), "\n")
-	if len(got) != 2501 || got[0] != "deal:d0000" || got[2500] != "deal:x" {
+	if len(got) != 3501 || got[0] != "deal:d0000" || got[3500] != "deal:x" {
 		t.Errorf("lookup resources: %d lines, first %q", len(got), got[0])
 	}
 	if out := n.must(t, dir, "lookup", "subjects", "deal:d0001", "view", "user"); out != "user:ito\n" {

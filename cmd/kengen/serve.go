@@ -51,6 +51,7 @@ type serveFlags struct {
 	keys                  []string
 	tlsCert, tlsKey       string
 	maxUpdates            int
+	maxImport             int
 	maxBulkItems          int
 	retention             time.Duration
 	maxDepth              int
@@ -111,6 +112,7 @@ first one's pid.`,
 	f.StringVar(&sf.tlsCert, "grpc-tls-cert", "", "PEM certificate for gRPC over TLS")
 	f.StringVar(&sf.tlsKey, "grpc-tls-key", "", "PEM private key for gRPC over TLS")
 	f.IntVar(&sf.maxUpdates, "max-updates-per-write", api.DefaultMaxUpdatesPerWrite, "most updates one WriteRelationships call may carry")
+	f.IntVar(&sf.maxImport, "max-import-relationships", api.DefaultMaxImportRelationships, "most relationships one ImportBulkRelationships stream (one atomic write) may carry")
 	f.IntVar(&sf.maxBulkItems, "max-check-bulk-items", api.DefaultMaxCheckBulkItems, "most items one CheckBulkPermissions call may carry")
 	f.DurationVar(&sf.retention, "retention", store.DefaultRetention, "how long old revisions stay readable (at_exact_snapshot)")
 	f.IntVar(&sf.maxDepth, "check-max-depth", check.DefaultMaxDepth, "most relations one check path may traverse")
@@ -240,16 +242,17 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		return errors.Join(err, closeAll())
 	}
 	srv, err := api.New(api.Options{
-		Store:              st,
-		Writer:             node.Writer(),
-		Checker:            check.New(check.Options{MaxDepth: sf.maxDepth, Observe: observeCheck}),
-		PresharedKeys:      keys,
-		TLS:                tlsConf,
-		Registerer:         reg,
-		Logger:             logger,
-		Ready:              node.Ready, // leader known, caught up: writes are taken
-		MaxUpdatesPerWrite: sf.maxUpdates,
-		MaxCheckBulkItems:  sf.maxBulkItems,
+		Store:                  st,
+		Writer:                 node.Writer(),
+		Checker:                check.New(check.Options{MaxDepth: sf.maxDepth, Observe: observeCheck}),
+		PresharedKeys:          keys,
+		TLS:                    tlsConf,
+		Registerer:             reg,
+		Logger:                 logger,
+		Ready:                  node.Ready, // leader known, caught up: writes are taken
+		MaxUpdatesPerWrite:     sf.maxUpdates,
+		MaxImportRelationships: sf.maxImport,
+		MaxCheckBulkItems:      sf.maxBulkItems,
 	})
 	if err != nil {
 		lis.Close()
