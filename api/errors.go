@@ -62,6 +62,7 @@ var kindCodes = map[string]codes.Code{
 	// store: another node can serve the request.
 	"damaged_log":     codes.Unavailable,
 	"not_single_node": codes.FailedPrecondition,
+	"only_member":     codes.FailedPrecondition,
 	"too_large":       codes.InvalidArgument,
 	// store
 	"invalid":               codes.InvalidArgument,

@@ -167,7 +167,7 @@ func (tn *testNode) repairFromStore(t *testing.T) Repaired {
 // `kengen repair --from-cluster`.
 func (tn *testNode) repairFromCluster(t *testing.T) Repaired {
 	t.Helper()
-	r, err := RepairFromCluster(filepath.Join(tn.dir, "raft"))
+	r, err := RepairFromCluster(filepath.Join(tn.dir, "raft"), tn.id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +255,20 @@ func TestDamagedLogIsRefusedAndRepairedFromStore(t *testing.T) {
 			for _, w := range []string{filepath.Join(tn.dir, "raft"), fmt.Sprintf("the store has applied revision %d", last.Index), "the log "} {
 				if !strings.Contains(msg, w) {
 					t.Errorf("the refusal %q does not say %q", msg, w)
+				}
+			}
+
+			// Emptying the log for a leader to fill would leave a cluster of one waiting
+			// forever: refused, nothing moved (when the configuration can still be read).
+			dir := filepath.Join(tn.dir, "raft")
+			if _, known := otherMembers(dir, tn.id); known {
+				_, err := RepairFromCluster(dir, tn.id)
+				if !errors.Is(err, ErrOnlyMember) {
+					t.Errorf("RepairFromCluster on a single node: %v, want ErrOnlyMember", err)
+				}
+				t.Logf("from the cluster: %v", err)
+				if aside, _ := filepath.Glob(dir + ".damaged-*"); len(aside) > 0 {
+					t.Fatalf("the refused repair moved the log: %v", aside)
 				}
 			}
 

@@ -41,6 +41,9 @@ var (
 	// ErrNotSingleNode is RepairFromStore on a node whose last known configuration has other
 	// members: made the only voter, it would go on as a second cluster beside the first.
 	ErrNotSingleNode = errors.New("raftnode: the node is a member of a cluster of several")
+	// ErrOnlyMember is RepairFromCluster on a node whose last known configuration lists no
+	// other member: a cluster of one has no leader to fill an emptied log.
+	ErrOnlyMember = errors.New("raftnode: the node is the only member of its cluster")
 	// ErrTooLarge is a write whose command encodes larger than MaxCommandBytes: one raft
 	// entry, forwarded between nodes in one gRPC message, cannot carry it. Nothing was
 	// proposed; the write must be split.
@@ -63,6 +66,7 @@ func kinds() []store.ErrorKind {
 		{Name: "tls", Err: ErrTLS},
 		{Name: "damaged_log", Err: ErrDamagedLog},
 		{Name: "not_single_node", Err: ErrNotSingleNode},
+		{Name: "only_member", Err: ErrOnlyMember},
 		{Name: "too_large", Err: ErrTooLarge},
 	}
 }

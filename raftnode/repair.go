@@ -51,7 +51,7 @@ func RepairFromStore(dir string, st *store.Store, nodeID, raftAddr string) (Repa
 		return Repaired{}, err
 	}
 	if !lost {
-		if others := otherMembers(dir, nodeID); len(others) > 0 {
+		if others, _ := otherMembers(dir, nodeID); len(others) > 0 {
 			return Repaired{}, fmt.Errorf("%w: the latest configuration in %s also lists %v; repair the node from the cluster instead", ErrNotSingleNode, dir, others)
 		}
 	}
@@ -105,15 +105,20 @@ func RepairFromStore(dir string, st *store.Store, nodeID, raftAddr string) (Repa
 	return r, nil
 }
 
-// RepairFromCluster prepares the node whose raft directory is dir to be filled again by its
-// cluster's leader: the damaged directory is moved aside and the new log is empty, with no
-// configuration (the node neither campaigns nor bootstraps; it waits for the leader, which
+// RepairFromCluster prepares the node nodeID, whose raft directory is dir, to be filled again
+// by its cluster's leader: the damaged directory is moved aside and the new log is empty, with
+// no configuration (the node neither campaigns nor bootstraps; it waits for the leader, which
 // sends it entries or a snapshot). The store must go as well — Open refuses a store ahead of
-// an empty log — so the caller moves the store directory aside and starts with a new one.
-func RepairFromCluster(dir string) (Repaired, error) {
+// an empty log — so the caller moves the store directory aside and starts with a new one. A
+// node whose latest readable configuration has no other member is refused (ErrOnlyMember):
+// no leader would ever fill it, and its data would sit aside while it waited.
+func RepairFromCluster(dir, nodeID string) (Repaired, error) {
 	stable, err := readStable(dir)
 	if err != nil {
 		return Repaired{}, err
+	}
+	if others, known := otherMembers(dir, nodeID); known && len(others) == 0 {
+		return Repaired{}, fmt.Errorf("%w: the latest configuration in %s lists only %s, so no leader would fill an emptied log; repair it from its store instead", ErrOnlyMember, dir, nodeID)
 	}
 	r := Repaired{Term: max(stableTerm(stable), 1)}
 	if r.Aside, err = moveAside(dir); err != nil {
@@ -128,14 +133,15 @@ func RepairFromCluster(dir string) (Repaired, error) {
 
 // otherMembers returns the servers other than nodeID in the latest configuration the raft
 // directory dir still holds: the latest snapshot's, or a later configuration entry of the log
-// that reads (damaged entries are passed over). It reads the log without changing its
-// records.
-func otherMembers(dir, nodeID string) []string {
+// that reads (damaged entries are passed over). known is false when no configuration could be
+// read at all. It reads the log without changing its records.
+func otherMembers(dir, nodeID string) (others []string, known bool) {
 	var conf raft.Configuration
 	var confIndex uint64
 	if snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger()); err == nil {
 		if list, err := snaps.List(); err == nil && len(list) > 0 {
 			conf, confIndex = list[0].Configuration, list[0].ConfigurationIndex
+			known = true
 		}
 	}
 	meta := &metadb.BoltMetaDB{}
@@ -151,20 +157,19 @@ func otherMembers(dir, nodeID string) []string {
 			var l raft.Log
 			if logs.readEntry(i, &l) == nil && l.Type == raft.LogConfiguration {
 				if c, ok := decodeConfiguration(l.Data); ok {
-					conf = c
+					conf, known = c, true
 				}
 			}
 		}
 		_ = w.Close()
 	}
 	_ = meta.Close()
-	var others []string
 	for _, srv := range conf.Servers {
 		if string(srv.ID) != nodeID {
 			others = append(others, string(srv.ID))
 		}
 	}
-	return others
+	return others, known
 }
 
 // decodeConfiguration is raft.DecodeConfiguration, which panics on bytes it cannot decode.

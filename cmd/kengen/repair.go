@@ -41,13 +41,13 @@ docs/raft.md ("Repairing a node") describes both.`,
 			if fromStore {
 				return repairFromStore(c, nodeID, raftAddr)
 			}
-			return repairFromCluster(c)
+			return repairFromCluster(c, nodeID)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&fromStore, "from-store", false, "restart the Raft log from the store (a single node)")
 	f.BoolVar(&fromCluster, "from-cluster", false, "empty the log and the store so the leader fills them again (a member of a cluster)")
-	f.StringVar(&nodeID, "node-id", defaultNodeID, "with --from-store: the node's id, as given to serve")
+	f.StringVar(&nodeID, "node-id", defaultNodeID, "the node's id, as given to serve")
 	f.StringVar(&raftAddr, "raft-addr", defaultRaftAddr, "with --from-store: the node's Raft address, as given to serve")
 	return cmd
 }
@@ -80,7 +80,7 @@ func repairFromStore(c *cli, nodeID, raftAddr string) error {
 	return nil
 }
 
-func repairFromCluster(c *cli) error {
+func repairFromCluster(c *cli, nodeID string) error {
 	sdir := filepath.Join(c.dataDir, storeDir)
 	// Opening the store takes its lock, which a running node holds.
 	if st, err := store.Open(sdir, store.Options{GCInterval: -1, SkipVerify: true}); err == nil {
@@ -90,7 +90,10 @@ func repairFromCluster(c *cli) error {
 	} else if !errors.Is(err, store.ErrCorrupt) && !errors.Is(err, store.ErrIncompatibleFormat) {
 		return fmt.Errorf("%w (is the node still running? stop it first)", err)
 	}
-	r, err := raftnode.RepairFromCluster(filepath.Join(c.dataDir, raftDir))
+	r, err := raftnode.RepairFromCluster(filepath.Join(c.dataDir, raftDir), nodeID)
+	if errors.Is(err, raftnode.ErrOnlyMember) {
+		return fmt.Errorf("%w: `kengen repair --data-dir %s --from-store`", err, c.dataDir)
+	}
 	if err != nil {
 		return err
 	}

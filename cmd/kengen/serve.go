@@ -386,8 +386,8 @@ func openNode(c *cli, sf *serveFlags, st *store.Store, grpcAddr, token string, l
 		Registerer:  reg,
 	})
 	if errors.Is(err, raftnode.ErrDamagedLog) {
-		return nil, fmt.Errorf("refusing to start: %w\nwith the node stopped, repair it: `kengen repair --data-dir %s --from-cluster` on a member of a cluster whose other members are healthy (the leader fills the node again), or `kengen repair --data-dir %s --from-store --node-id %s --raft-addr %s` on a single node (the log restarts from the store); both keep the damaged files beside the new ones (docs/raft.md, \"Repairing a node\")",
-			err, c.dataDir, c.dataDir, sf.nodeID, raftAddr)
+		return nil, fmt.Errorf("refusing to start: %w\nwith the node stopped, repair it: `kengen repair --data-dir %s --from-cluster --node-id %s` on a member of a cluster whose other members are healthy (the leader fills the node again), or `kengen repair --data-dir %s --from-store --node-id %s --raft-addr %s` on a single node (the log restarts from the store); both keep the damaged files beside the new ones (docs/raft.md, \"Repairing a node\")",
+			err, c.dataDir, sf.nodeID, c.dataDir, sf.nodeID, raftAddr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("starting raft on %s: %w", raftAddr, err)
