@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -55,35 +56,10 @@ func (c *composer) errorf(pos Position, format string, args ...any) {
 // that imported it, name last.
 func (c *composer) add(f *fileNode, name string, branch []string) {
 	for _, im := range f.imports {
-		where := fmt.Sprintf("`import %q`", im.path)
-		switch {
-		case im.path == "":
-			c.errorf(im.pathPos, "%s: the path is empty; name a schema file relative to %s", where, dirOf(name))
-			continue
-		case strings.Contains(im.path, ".."):
-			c.errorf(im.pathPos, "%s: the path contains `..`; an import names a file in or below the importing file's directory", where)
-			continue
-		case path.IsAbs(im.path) || strings.Contains(im.path, "\\"):
-			c.errorf(im.pathPos, "%s: the path must be relative, with `/` between directories, to the importing file's directory", where)
-			continue
+		if !c.resolve(im, name, branch) {
+			// What the file would have declared is missing: do not report its names as unknown.
+			c.out.lostDefinition, c.out.lostCaveat = true, true
 		}
-		target := path.Join(path.Dir(name), im.path)
-		if idx := indexOf(branch, target); idx >= 0 && branch[idx] == target {
-			c.errorf(im.pos, "%s: circular import: %s", where, strings.Join(append(append([]string(nil), branch[idx:]...), target), " imports "))
-			continue
-		}
-		if c.visited[target] {
-			continue
-		}
-		c.visited[target] = true
-		data, err := fs.ReadFile(c.fsys, target)
-		if err != nil {
-			c.errorf(im.pos, "%s: cannot read %s: %v", where, target, err)
-			continue
-		}
-		g, errs := parse(string(data), target)
-		c.errs = append(c.errs, errs...)
-		c.add(g, target, append(append([]string(nil), branch...), target))
 	}
 	o := c.out
 	o.useExpiration = o.useExpiration || f.useExpiration
@@ -97,6 +73,47 @@ func (c *composer) add(f *fileNode, name string, branch []string) {
 	o.partials = append(o.partials, f.partials...)
 	o.lostDefinition = o.lostDefinition || f.lostDefinition
 	o.lostCaveat = o.lostCaveat || f.lostCaveat
+}
+
+// resolve reads the file im names, relative to the importing file name, and adds it, unless
+// it was read already. It reports whether the import is sound (a file read before counts).
+func (c *composer) resolve(im *importNode, name string, branch []string) bool {
+	where := fmt.Sprintf("`import %q`", im.path)
+	switch {
+	case im.path == "":
+		c.errorf(im.pathPos, "%s: the path is empty; name a schema file relative to %s", where, dirOf(name))
+		return false
+	case strings.Contains(im.path, ".."):
+		c.errorf(im.pathPos, "%s: the path contains `..`; an import names a file in or below the importing file's directory", where)
+		return false
+	case path.IsAbs(im.path) || strings.Contains(im.path, "\\"):
+		c.errorf(im.pathPos, "%s: the path must be relative, with `/` between directories, to the importing file's directory", where)
+		return false
+	}
+	target := path.Join(path.Dir(name), im.path)
+	for i, b := range branch {
+		if b == target {
+			c.errorf(im.pos, "%s: circular import: %s", where, strings.Join(append(append([]string(nil), branch[i:]...), target), " imports "))
+			return true // the file is there; only the cycle is wrong
+		}
+	}
+	if c.visited[target] {
+		return true
+	}
+	c.visited[target] = true
+	data, err := fs.ReadFile(c.fsys, target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		c.errorf(im.pos, "%s: there is no file %s (a path is relative to the importing file's directory)", where, target)
+		return false
+	case err != nil:
+		c.errorf(im.pos, "%s: %v", where, err)
+		return false
+	}
+	g, errs := parse(string(data), target)
+	c.errs = append(c.errs, errs...)
+	c.add(g, target, append(append([]string(nil), branch...), target))
+	return true
 }
 
 func dirOf(name string) string {
