@@ -3,6 +3,7 @@ package check_test
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"reflect"
 	"strings"
 	"testing"
@@ -52,16 +53,22 @@ var selfRelationships = []string{
 // selfReader opens an in-memory store holding selfSchema and selfRelationships.
 func selfReader(t *testing.T) *store.Reader {
 	t.Helper()
+	return selfStoreWith(t, selfSchema, selfRelationships)
+}
+
+// selfStoreWith opens an in-memory store holding schemaText and rels, and a reader of it.
+func selfStoreWith(t *testing.T, schemaText string, rels []string) *store.Reader {
+	t.Helper()
 	st, err := store.Open("", store.Options{InMemory: true, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if err := st.WriteSchema(store.Entry{Index: 1}, time.Now(), selfSchema); err != nil {
+	if err := st.WriteSchema(store.Entry{Index: 1}, time.Now(), schemaText); err != nil {
 		t.Fatal(err)
 	}
 	b := &store.Batch{}
-	for _, s := range selfRelationships {
+	for _, s := range rels {
 		r, err := store.ParseRelationship(s)
 		if err != nil {
 			t.Fatal(err)
@@ -291,4 +298,115 @@ func TestSelfExpand(t *testing.T) {
 	if !reflect.DeepEqual(manager.Subjects, []check.ExpandSubject{{Type: "user", ID: "alice"}}) {
 		t.Errorf("manager branch = %+v, want a leaf of user:alice", manager)
 	}
+}
+
+// TestSelfRandomLookupsAgreeWithCheck draws schemas that mix `self` with unions,
+// intersections, exclusions, arrows (any and all, cycles included), wildcards and usersets of
+// the same type, and checks that both lookups return exactly what Check answers.
+func TestSelfRandomLookupsAgreeWithCheck(t *testing.T) {
+	seeds := 80
+	if testing.Short() {
+		seeds = 20
+	}
+	ctx := context.Background()
+	ids := []string{"n0", "n1", "n2", "n3", "n4"}
+	for seed := range seeds {
+		rng := rand.New(rand.NewSource(int64(seed)))
+		var b strings.Builder
+		b.WriteString("use self\ndefinition node {\n\trelation peer: node | node:* | node#perm0\n\trelation owner: node\n\trelation parent: node\n")
+		leaves := []string{"self", "self", "peer", "owner", "parent->perm0", "parent->perm1", "parent.all(perm0)", "owner->perm2"}
+		for i := range 3 {
+			fmt.Fprintf(&b, "\tpermission perm%d = %s\n", i, selfRandomExpr(rng, leaves, 2))
+			leaves = append(leaves, fmt.Sprintf("perm%d", i))
+		}
+		b.WriteString("}\n")
+		schemaText := b.String()
+		var rels []string
+		seen := map[string]bool{}
+		for range 5 + rng.Intn(15) {
+			from, to := ids[rng.Intn(len(ids))], ids[rng.Intn(len(ids))]
+			var s string
+			switch rng.Intn(6) {
+			case 0:
+				s = "node:" + from + "#peer@node:*"
+			case 1:
+				s = "node:" + from + "#peer@node:" + to + "#perm0"
+			case 2:
+				s = "node:" + from + "#owner@node:" + to
+			case 3, 4:
+				s = "node:" + from + "#parent@node:" + to
+			default:
+				s = "node:" + from + "#peer@node:" + to
+			}
+			if !seen[s] {
+				seen[s] = true
+				rels = append(rels, s)
+			}
+		}
+		r := selfStoreWith(t, schemaText, rels)
+		c := check.New(check.Options{Concurrency: 1})
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("seed %d: %s\nschema:\n%s\nrelationships: %q", seed, fmt.Sprintf(format, args...), schemaText, rels)
+		}
+		for _, perm := range []string{"perm0", "perm1", "perm2"} {
+			for _, x := range append(ids, "never") {
+				found, err := c.LookupResources(ctx, r, check.ResourcesRequest{ResourceType: "node", Permission: perm, SubjectType: "node", SubjectID: x})
+				if err != nil {
+					fail("LookupResources(node#%s, node:%s): %v", perm, x, err)
+				}
+				got := map[string]check.Membership{}
+				for _, f := range found {
+					got[f.ID] = f.Membership
+				}
+				for _, y := range ids {
+					want := selfMembership(t, c, r, check.Request{ResourceType: "node", ResourceID: y, Permission: perm, SubjectType: "node", SubjectID: x})
+					if got[y] != want {
+						fail("LookupResources(node#%s, node:%s): node:%s is %v, Check says %v", perm, x, y, got[y], want)
+					}
+				}
+			}
+			for _, y := range ids {
+				found, err := c.LookupSubjects(ctx, r, check.SubjectsRequest{ResourceType: "node", ResourceID: y, Permission: perm, SubjectType: "node"})
+				if err != nil {
+					fail("LookupSubjects(node:%s#%s): %v", y, perm, err)
+				}
+				for _, x := range append(ids, "never") {
+					want := selfMembership(t, c, r, check.Request{ResourceType: "node", ResourceID: y, Permission: perm, SubjectType: "node", SubjectID: x})
+					if got := selfMembershipIn(found, x); got != want {
+						fail("LookupSubjects(node:%s#%s): node:%s is %v, Check says %v", y, perm, x, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func selfRandomExpr(rng *rand.Rand, leaves []string, depth int) string {
+	if depth == 0 || rng.Intn(3) == 0 {
+		return leaves[rng.Intn(len(leaves))]
+	}
+	op := []string{" + ", " & ", " - "}[rng.Intn(3)]
+	return "(" + selfRandomExpr(rng, leaves, depth-1) + op + selfRandomExpr(rng, leaves, depth-1) + ")"
+}
+
+// selfMembershipIn reads a LookupSubjects answer as a client does: an id found on its own,
+// else its type's wildcard unless that excludes it.
+func selfMembershipIn(found []check.FoundSubject, id string) check.Membership {
+	for _, s := range found {
+		if s.ID == id && s.Relation == "" {
+			return s.Membership
+		}
+	}
+	for _, s := range found {
+		if s.ID == store.Wildcard {
+			for _, x := range s.Excluded {
+				if x == id {
+					return check.NoPermission
+				}
+			}
+			return s.Membership
+		}
+	}
+	return check.NoPermission
 }
