@@ -18,12 +18,19 @@
 // caveat; its CEL text is kept verbatim for check/ to compile. `/** doc */` comments attach to
 // the following definition, relation, permission or caveat.
 //
+// SpiceDB v1.56's forms, each under its `use` line (flags.go): `self` in a permission, the
+// resource itself as a subject (`use self`); type annotations `permission edit: user | team =
+// ...`, checked against the types the permission reaches (`use typechecking`, typecheck.go);
+// `partial name { ... }` and `...name` in a definition (`use partial`, partials.go, expanded at
+// compile time); `import "file.zed"` (`use import`), which Parse refuses and Compose resolves
+// from files into one text (compose.go).
+//
 // The type checker reports, all at once and with positions: invalid or duplicate names; unknown
 // definitions, relations and caveats; arrows that start from a permission or whose target no
 // subject type has; and permissions that refer to themselves through computed usersets alone.
 //
-// The exported front door is this file: Parse, Generate and the compiled types that check/ and
-// store/ read. Everything else in the package is unexported, apart from String methods.
+// The exported front door is this file: Parse, Generate, Compose (compose.go) and the compiled
+// types that check/ and store/ read. Everything else in the package is unexported, apart from String methods.
 package schema
 
 import (
