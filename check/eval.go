@@ -258,6 +258,8 @@ func (w *walker) rewrite(k key, rw *schema.Rewrite, hops int) (outcome, error) {
 	switch rw.Kind {
 	case schema.RewriteNil:
 		return w.leaf(outcome{m: NoPermission, low: noCycle}, "nil", k.resType+":"+k.resID, ""), nil
+	case schema.RewriteSelf:
+		return w.selfCheck(k), nil // self.go
 	case schema.RewriteComputedUserset:
 		return w.check(key{k.resType, k.resID, rw.Relation, k.subject}, hops)
 	case schema.RewriteTupleToUserset:

@@ -84,6 +84,8 @@ func (e *expander) rewrite(n node, rw *schema.Rewrite, hops int) (*ExpandNode, e
 	switch rw.Kind {
 	case schema.RewriteNil:
 		return set(ExpandLeaf), nil
+	case schema.RewriteSelf:
+		return selfExpand(n), nil // self.go
 	case schema.RewriteComputedUserset:
 		return e.relation(node{n.typ, n.id, rw.Relation}, hops)
 	case schema.RewriteUnion, schema.RewriteIntersection, schema.RewriteExclusion:

@@ -90,6 +90,8 @@ func (c *Checker) lookupSubjects(ctx context.Context, r *store.Reader, req Subje
 		var walkErr error
 		eachRewrite(rel.Rewrite, true, func(rw *schema.Rewrite) {
 			switch rw.Kind {
+			case schema.RewriteSelf:
+				candidates[selfSubject(n)] = true // self.go
 			case schema.RewriteComputedUserset:
 				push(node{n.typ, n.id, rw.Relation})
 			case schema.RewriteTupleToUserset:
@@ -438,6 +440,7 @@ func resourceCandidates(ctx context.Context, r *store.Reader, sch *schema.Schema
 				return nil, err
 			}
 		}
+		selfResources(g, n, func(p node, union bool) { push(p, sure && union, it.hops) }) // self.go
 		if n.relation == "" || n.id == store.Wildcard {
 			continue
 		}

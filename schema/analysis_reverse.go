@@ -10,6 +10,9 @@ type ReverseGraph struct {
 	Computed map[RelationRef][]ComputedEdge
 	// Arrows maps a target relation or permission name to the arrows that lead to it.
 	Arrows map[string][]ArrowEdge
+	// Self maps a definition to its permissions that name `self`: an object of the type is a
+	// subject of each of them on itself.
+	Self map[string][]ComputedEdge
 	// SharedScans counts, for a tupleset read by more than one arrow, how many arrows read it.
 	SharedScans map[TuplesetScan]int
 }
@@ -49,13 +52,14 @@ type TuplesetScan struct {
 // Reverse returns the schema's reverse graph.
 func (s *Schema) Reverse() *ReverseGraph {
 	if s == nil {
-		return &ReverseGraph{}
+		return &ReverseGraph{Self: map[string][]ComputedEdge{}}
 	}
 	return s.reverse
 }
 
 func newReverseGraph(sch *Schema) *ReverseGraph {
-	g := &ReverseGraph{Direct: map[SubjectKind][]RelationRef{}, Computed: map[RelationRef][]ComputedEdge{}, Arrows: map[string][]ArrowEdge{}}
+	g := &ReverseGraph{Direct: map[SubjectKind][]RelationRef{}, Computed: map[RelationRef][]ComputedEdge{},
+		Arrows: map[string][]ArrowEdge{}, Self: map[string][]ComputedEdge{}}
 	for _, ns := range sch.Namespaces {
 		for _, rel := range ns.Relations {
 			if !rel.IsPermission {
@@ -70,9 +74,12 @@ func newReverseGraph(sch *Schema) *ReverseGraph {
 				continue
 			}
 			named := map[string]bool{} // relation → some mention in a union position
+			self, selfUnion := false, false
 			var walk func(rw *Rewrite, union bool)
 			walk = func(rw *Rewrite, union bool) {
 				switch rw.Kind {
+				case RewriteSelf:
+					self, selfUnion = true, selfUnion || union
 				case RewriteComputedUserset:
 					named[rw.Relation] = named[rw.Relation] || union
 				case RewriteTupleToUserset:
@@ -103,6 +110,9 @@ func newReverseGraph(sch *Schema) *ReverseGraph {
 				}
 			}
 			walk(rel.Rewrite, true)
+			if self {
+				g.Self[ns.Name] = append(g.Self[ns.Name], ComputedEdge{rel.Name, selfUnion})
+			}
 			// In source order of the relations named, so that lookups walk deterministically.
 			for _, r := range ns.Relations {
 				if union, ok := named[r.Name]; ok {

@@ -61,3 +61,31 @@ definition role {
 		}
 	}
 }
+
+// A permission naming `self` is an entry of the reverse graph for its own type, marked union
+// only where `self` sits in a union position, and absent where `self` is only subtracted
+// (it can never make a subject a member there); a Leopard plan whose other branches hold `self`
+// runs forwards, evaluating `self` on each object of the closure.
+func TestAnalysisSelf(t *testing.T) {
+	s, err := Parse(`
+use self
+definition user {
+	relation manager: user
+	relation parent: user
+	permission view_profile = self + manager
+	permission not_me = manager - self
+	permission me_if_managed = manager & self
+	permission lineage = self + parent->lineage
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(s.Reverse().Self["user"]), "[{view_profile true} {me_if_managed false} {lineage true}]"; got != want {
+		t.Errorf("Reverse().Self[user] = %s, want %s", got, want)
+	}
+	p := s.Namespace("user").Relation("lineage").Leopard
+	if p == nil || p.Holders != nil || p.Edge != (Edge{"user", "parent", ""}) {
+		t.Errorf("user#lineage plan = %+v, want a forwards plan over user#parent", p)
+	}
+}

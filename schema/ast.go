@@ -4,9 +4,15 @@ package schema
 // any name is resolved. check.go type-checks it and compile.go turns it into a *Schema.
 
 type fileNode struct {
-	useExpiration bool
-	definitions   []*definitionNode
-	caveats       []*caveatNode
+	useExpiration   bool
+	useSelf         bool
+	useTypechecking bool
+	usePartial      bool
+	useImport       bool
+	definitions     []*definitionNode
+	caveats         []*caveatNode
+	partials        []*definitionNode // `partial name { ... }`, expanded into definitions by partials.go
+	imports         []*importNode
 
 	// After a syntax error the AST is incomplete; the checker uses these to avoid reporting
 	// names as unknown when their declaration is what failed to parse.
@@ -22,6 +28,22 @@ type definitionNode struct {
 	relations []*relationNode
 	// incomplete is set when a relation or permission of the definition failed to parse.
 	incomplete bool
+	// partial is set for a `partial name { ... }` block.
+	partial bool
+}
+
+// importNode is `import "path"`: another schema file whose definitions, caveats and partials
+// join this one's (compose.go).
+type importNode struct {
+	path    string
+	pos     Position // the `import` keyword
+	pathPos Position
+}
+
+// annotationNode is one type of a permission's type annotation.
+type annotationNode struct {
+	typ string
+	pos Position
 }
 
 type relationNode struct {
@@ -30,10 +52,17 @@ type relationNode struct {
 	pos          Position // the `relation` or `permission` keyword
 	doc          string
 	isPermission bool
-	types        []*typeRefNode // relation only
-	limit        int            // relation only; 0 if absent
-	limitKeyword bool           // the limit was written `limit N` (not as a doc comment line)
-	expr         *exprNode      // permission only
+	types        []*typeRefNode    // relation only
+	limit        int               // relation only; 0 if absent
+	limitKeyword bool              // the limit was written `limit N` (not as a doc comment line)
+	expr         *exprNode         // permission only
+	annotations  []*annotationNode // permission only: `permission name: user | team = ...`
+	// include is the partial's name for a `...name` line of a definition or partial, which
+	// partials.go replaces with the partial's relations and permissions. Only name, pos and
+	// namePos are set on such a node.
+	include string
+	// inPartial names the partial the relation or permission is written in; "" in a definition.
+	inPartial string
 }
 
 // typeRefNode is one entry of a relation's type list.
@@ -58,6 +87,7 @@ const (
 	exprName  // a bare relation or permission name
 	exprArrow // tupleset->target, tupleset.any(target), tupleset.all(target)
 	exprNil
+	exprSelf // `self` under `use self`; the parser writes it as an exprName that flags.go resolves
 )
 
 type exprNode struct {

@@ -59,6 +59,9 @@ func check(f *fileNode) ErrorList {
 		}
 		c.checkCycles(d)
 	}
+	if len(c.errs) == 0 && !f.lostDefinition && !f.lostCaveat {
+		c.checkAnnotations() // typecheck.go
+	}
 	return c.errs
 }
 
@@ -84,10 +87,14 @@ func (c *checker) declare() {
 		for _, r := range d.relations {
 			kind := r.kind()
 			if !relationNameRE.MatchString(r.name) {
-				c.errorf(r.namePos, "%s %q: invalid %s name; use %s", kind, d.name+"#"+r.name, kind, relationNameRule)
+				c.errorf(r.namePos, "%s: invalid %s name; use %s", r.where(d), kind, relationNameRule)
 			}
 			if prev, dup := rels[r.name]; dup {
-				c.errorf(r.namePos, "%s %q: %q is already defined at %s as a %s", kind, d.name+"#"+r.name, r.name, prev.namePos, prev.kind())
+				from := ""
+				if prev.inPartial != "" {
+					from = fmt.Sprintf(" (in partial %q)", prev.inPartial)
+				}
+				c.errorf(r.namePos, "%s: %q is already defined at %s%s as a %s", r.where(d), r.name, prev.namePos, from, prev.kind())
 				continue
 			}
 			rels[r.name] = r
@@ -103,6 +110,15 @@ func (c *checker) declare() {
 		}
 		c.caveats[cv.name] = cv
 	}
+}
+
+// where names r of d for a message: `relation "doc#viewer"`, with the partial it comes from.
+func (r *relationNode) where(d *definitionNode) string {
+	w := fmt.Sprintf("%s %q", r.kind(), d.name+"#"+r.name)
+	if r.inPartial != "" && !d.partial {
+		w += fmt.Sprintf(" (from partial %q)", r.inPartial)
+	}
+	return w
 }
 
 func (r *relationNode) kind() string {
@@ -148,7 +164,7 @@ func (c *checker) checkParamType(cv *caveatNode, p *paramNode, t *paramType) {
 }
 
 func (c *checker) checkTypes(d *definitionNode, r *relationNode) {
-	where := fmt.Sprintf("relation %q", d.name+"#"+r.name)
+	where := r.where(d)
 	seen := map[string]Position{}
 	for _, t := range r.types {
 		text := t.String()
@@ -196,7 +212,7 @@ func (t *typeRefNode) String() string {
 }
 
 func (c *checker) checkExpr(d *definitionNode, r *relationNode, e *exprNode) {
-	where := fmt.Sprintf("permission %q", d.name+"#"+r.name)
+	where := r.where(d)
 	rels := c.rels[d]
 	switch e.kind {
 	case exprUnion, exprIntersection, exprExclusion:
@@ -205,7 +221,11 @@ func (c *checker) checkExpr(d *definitionNode, r *relationNode, e *exprNode) {
 		}
 	case exprName:
 		if rels[e.name] == nil && !d.incomplete {
-			c.errorf(e.pos, "%s: %q is not a relation or permission of definition %q", where, e.name, d.name)
+			hint := ""
+			if e.name == "self" {
+				hint = "; to mean the resource itself, add `use self` at the top of the schema"
+			}
+			c.errorf(e.pos, "%s: %q is not a relation or permission of definition %q%s", where, e.name, d.name, hint)
 		}
 	case exprArrow:
 		arrow := e.tupleset + "->" + e.name

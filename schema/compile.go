@@ -3,9 +3,11 @@ package schema
 // compile turns a type-checked AST into the compiled schema. It assumes check found no errors.
 func compile(f *fileNode) *Schema {
 	s := &Schema{
-		UseExpiration: f.useExpiration,
-		namespaces:    map[string]*Namespace{},
-		caveats:       map[string]*Caveat{},
+		UseExpiration:   f.useExpiration,
+		UseSelf:         f.useSelf,
+		UseTypechecking: f.useTypechecking,
+		namespaces:      map[string]*Namespace{},
+		caveats:         map[string]*Caveat{},
 	}
 	for _, cv := range f.caveats {
 		c := &Caveat{Name: cv.name, Doc: cv.doc, Expression: cv.expr, Pos: cv.pos}
@@ -32,6 +34,11 @@ func compile(f *fileNode) *Schema {
 			}
 			if r.isPermission {
 				rel.Rewrite = compileExpr(r.expr)
+			}
+			if f.useTypechecking {
+				for _, a := range r.annotations {
+					rel.TypeAnnotations = append(rel.TypeAnnotations, a.typ)
+				}
 			}
 			ns.Relations = append(ns.Relations, rel)
 			ns.relations[rel.Name] = rel
@@ -64,6 +71,8 @@ func compileExpr(e *exprNode) *Rewrite {
 		rw.Func = e.fn
 	case exprNil:
 		rw.Kind = RewriteNil
+	case exprSelf:
+		rw.Kind = RewriteSelf
 	}
 	return rw
 }

@@ -16,6 +16,12 @@ func generate(s *Schema) string {
 	if s.UseExpiration {
 		b.WriteString("use expiration\n")
 	}
+	if s.UseSelf {
+		b.WriteString("use self\n")
+	}
+	if s.UseTypechecking {
+		b.WriteString("use typechecking\n")
+	}
 	for _, c := range s.Caveats {
 		sep()
 		writeDoc(&b, c.Doc, "")
@@ -69,6 +75,9 @@ func (r *Relation) Comment() string {
 // limit is not part of the line: generate writes it into the doc comment (Comment).
 func (r *Relation) String() string {
 	if r.IsPermission {
+		if len(r.TypeAnnotations) > 0 {
+			return "permission " + r.Name + ": " + strings.Join(r.TypeAnnotations, " | ") + " = " + r.Rewrite.String()
+		}
 		return "permission " + r.Name + " = " + r.Rewrite.String()
 	}
 	parts := make([]string, len(r.AllowedSubjects))
@@ -124,6 +133,9 @@ func writeRewrite(b *strings.Builder, rw *Rewrite) {
 		return
 	case RewriteNil:
 		b.WriteString("nil")
+		return
+	case RewriteSelf:
+		b.WriteString("self")
 		return
 	case RewriteUnion:
 		op = " + "

@@ -32,6 +32,7 @@ const (
 	tokComma               // ,
 	tokDot                 // .
 	tokSemicolon           // ;
+	tokEllipsis            // ... (before a partial's name: `...name`)
 )
 
 var tokenNames = [...]string{
@@ -39,7 +40,7 @@ var tokenNames = [...]string{
 	tokString: "string", tokLBrace: "`{`", tokRBrace: "`}`", tokLParen: "`(`", tokRParen: "`)`",
 	tokLAngle: "`<`", tokRAngle: "`>`", tokColon: "`:`", tokPipe: "`|`", tokHash: "`#`",
 	tokStar: "`*`", tokPlus: "`+`", tokAmp: "`&`", tokMinus: "`-`", tokArrow: "`->`",
-	tokEquals: "`=`", tokComma: "`,`", tokDot: "`.`", tokSemicolon: "`;`",
+	tokEquals: "`=`", tokComma: "`,`", tokDot: "`.`", tokSemicolon: "`;`", tokEllipsis: "`...`",
 }
 
 func (k tokenKind) String() string { return tokenNames[k] }
@@ -74,17 +75,18 @@ func (t token) describe() string {
 // that the parser can switch it into raw mode for a caveat's CEL body.
 type lexer struct {
 	src  string
+	file string // the file name positions carry; "" for a schema given as text
 	off  int
 	line int
 	col  int
 	errf func(Position, string, ...any)
 }
 
-func newLexer(src string, errf func(Position, string, ...any)) *lexer {
-	return &lexer{src: src, line: 1, col: 1, errf: errf}
+func newLexer(src, file string, errf func(Position, string, ...any)) *lexer {
+	return &lexer{src: src, file: file, line: 1, col: 1, errf: errf}
 }
 
-func (l *lexer) pos() Position { return Position{Line: l.line, Column: l.col} }
+func (l *lexer) pos() Position { return Position{File: l.file, Line: l.line, Column: l.col} }
 
 func (l *lexer) peekByte(n int) byte {
 	if l.off+n < len(l.src) {
@@ -162,6 +164,9 @@ func (l *lexer) next() token {
 	case c == '-' && l.peekByte(1) == '>':
 		l.advance(2)
 		t.kind = tokArrow
+	case c == '.' && l.peekByte(1) == '.' && l.peekByte(2) == '.':
+		l.advance(3)
+		t.kind = tokEllipsis
 	default:
 		k, ok := punctuation[c]
 		if !ok {

@@ -116,14 +116,14 @@ definition doc {
 	if s.Caveat("cav") != nil || s.Namespace("user") != nil {
 		t.Error("lookup without the prefix found something")
 	}
-	if ns := s.Namespace("org/user"); ns == nil || ns.Doc != "user doc" || ns.Pos != (Position{8, 1}) {
+	if ns := s.Namespace("org/user"); ns == nil || ns.Doc != "user doc" || ns.Pos != (Position{Line: 8, Column: 1}) {
 		t.Errorf("Namespace(org/user) = %+v", ns)
 	}
 	member := s.Namespace("group").Relation("member")
 	if member == nil || member.IsPermission || member.Limit != 7 || len(member.AllowedSubjects) != 2 {
 		t.Fatalf("group#member = %+v", member)
 	}
-	want := AllowedSubject{Type: "group", Relation: "member", Caveat: "org/cav", Expiration: true, Pos: Position{11, 30}}
+	want := AllowedSubject{Type: "group", Relation: "member", Caveat: "org/cav", Expiration: true, Pos: Position{Line: 11, Column: 30}}
 	if got := *member.AllowedSubjects[1]; got != want {
 		t.Errorf("group#member type 2 = %+v, want %+v", got, want)
 	}

@@ -22,9 +22,11 @@ type parser struct {
 
 type bailout struct{}
 
-func parse(src string) (*fileNode, ErrorList) {
+// parse parses one schema text; file is the name its positions carry ("" for text given
+// directly).
+func parse(src, file string) (*fileNode, ErrorList) {
 	p := &parser{}
-	p.lex = newLexer(src, func(pos Position, format string, args ...any) {
+	p.lex = newLexer(src, file, func(pos Position, format string, args ...any) {
 		p.errs = append(p.errs, &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
 	})
 	p.next()
@@ -102,7 +104,7 @@ func (p *parser) skipTo(atBrace bool, keywords ...string) {
 	}
 }
 
-var topLevelKeywords = []string{"definition", "caveat", "use"}
+var topLevelKeywords = []string{"definition", "caveat", "use", "partial", "import"}
 
 func (p *parser) parseFile() *fileNode {
 	f := &fileNode{}
@@ -110,7 +112,13 @@ func (p *parser) parseFile() *fileNode {
 		p.where = ""
 		switch {
 		case p.isKeyword("definition"):
-			p.parseDefinition(f)
+			p.parseDefinition(f, false)
+		case p.isKeyword("partial"):
+			p.parseDefinition(f, true)
+		case p.isKeyword("import"):
+			if !p.statement(func() { p.parseImport(f) }) {
+				p.skipTo(false, topLevelKeywords...)
+			}
 		case p.isKeyword("caveat"):
 			if !p.statement(func() { f.caveats = append(f.caveats, p.parseCaveat()) }) {
 				f.lostCaveat = true
@@ -124,7 +132,7 @@ func (p *parser) parseFile() *fileNode {
 			p.next()
 		default:
 			p.statement(func() {
-				p.fail("expected `definition`, `caveat` or `use`, found %s", p.tok.describe())
+				p.fail("expected `definition`, `caveat`, `partial`, `import` or `use`, found %s", p.tok.describe())
 			})
 			p.next()
 			p.skipTo(false, topLevelKeywords...)
@@ -136,34 +144,73 @@ func (p *parser) parseFile() *fileNode {
 func (p *parser) parseUse(f *fileNode) {
 	p.next()
 	name, pos := p.expectName("a feature after `use`")
-	if name != "expiration" {
-		p.errorf(pos, "unknown feature %q in `use`; the only feature is `use expiration`", name)
-		return
+	switch name {
+	case "expiration":
+		f.useExpiration = true
+	case "self":
+		f.useSelf = true
+	case "typechecking":
+		f.useTypechecking = true
+	case "partial":
+		f.usePartial = true
+	case "import":
+		f.useImport = true
+	default:
+		p.errorf(pos, "unknown feature %q in `use`; the features are expiration, import, partial, self and typechecking", name)
 	}
-	f.useExpiration = true
 }
 
-func (p *parser) parseDefinition(f *fileNode) {
-	d := &definitionNode{pos: p.tok.pos, doc: p.tok.doc}
+// parseImport parses `import "path"`.
+func (p *parser) parseImport(f *fileNode) {
+	im := &importNode{pos: p.tok.pos}
+	p.next()
+	if p.tok.kind != tokString {
+		p.fail("expected a quoted file path after `import`, found %s", p.tok.describe())
+	}
+	text := p.tok.text
+	im.pathPos = p.tok.pos
+	if len(text) < 2 || text[len(text)-1] != text[0] {
+		panic(bailout{}) // the lexer reported the unterminated string
+	}
+	im.path = text[1 : len(text)-1]
+	p.next()
+	f.imports = append(f.imports, im)
+}
+
+// parseDefinition parses `definition name { ... }`, or `partial name { ... }` if partial: the
+// two have the same body.
+func (p *parser) parseDefinition(f *fileNode, partial bool) {
+	d := &definitionNode{pos: p.tok.pos, doc: p.tok.doc, partial: partial}
+	kind := "definition"
+	if partial {
+		kind = "partial"
+	}
 	p.next()
 	ok := p.statement(func() {
-		d.name, d.namePos = p.expectName("a definition name after `definition`")
-		p.where = fmt.Sprintf("definition %q", d.name)
-		p.expect(tokLBrace, "after the definition name")
+		d.name, d.namePos = p.expectName(fmt.Sprintf("a %s name after `%s`", kind, kind))
+		p.where = fmt.Sprintf("%s %q", kind, d.name)
+		p.expect(tokLBrace, "after the "+kind+" name")
 	})
+	add := func() {
+		if partial {
+			f.partials = append(f.partials, d)
+		} else {
+			f.definitions = append(f.definitions, d)
+		}
+	}
 	if !ok {
 		if d.name == "" {
 			f.lostDefinition = true
 		} else {
-			f.definitions = append(f.definitions, d)
+			add()
 			d.incomplete = true
 		}
 		p.skipTo(false, topLevelKeywords...)
 		return
 	}
-	f.definitions = append(f.definitions, d)
+	add()
 	for {
-		p.where = fmt.Sprintf("definition %q", d.name)
+		p.where = fmt.Sprintf("%s %q", kind, d.name)
 		switch {
 		case p.tok.kind == tokRBrace:
 			p.next()
@@ -173,24 +220,46 @@ func (p *parser) parseDefinition(f *fileNode) {
 		case p.isKeyword("relation") || p.isKeyword("permission"):
 			if !p.statement(func() { d.relations = append(d.relations, p.parseRelation(d)) }) {
 				d.incomplete = true
-				p.skipTo(true, "relation", "permission", "definition", "caveat", "use")
+				p.skipTo(true, "relation", "permission", "definition", "caveat", "use", "partial", "import")
 			}
-		case p.tok.kind == tokEOF || p.isKeyword("definition") || p.isKeyword("caveat") || p.isKeyword("use"):
-			p.errorf(p.tok.pos, "missing `}` at the end of the definition, found %s", p.tok.describe())
+		case p.tok.kind == tokEllipsis:
+			if !p.statement(func() { d.relations = append(d.relations, p.parseInclude()) }) {
+				d.incomplete = true
+				p.skipTo(true, "relation", "permission", "definition", "caveat", "use", "partial", "import")
+			}
+		case p.tok.kind == tokEOF || p.isKeyword("definition") || p.isKeyword("caveat") || p.isKeyword("use") ||
+			p.isKeyword("partial") || p.isKeyword("import"):
+			p.errorf(p.tok.pos, "missing `}` at the end of the %s, found %s", kind, p.tok.describe())
 			return
 		default:
 			p.statement(func() {
-				p.fail("expected `relation`, `permission` or `}`, found %s", p.tok.describe())
+				p.fail("expected `relation`, `permission`, `...partial` or `}`, found %s", p.tok.describe())
 			})
 			d.incomplete = true
 			p.next()
-			p.skipTo(true, "relation", "permission", "definition", "caveat", "use")
+			p.skipTo(true, "relation", "permission", "definition", "caveat", "use", "partial", "import")
 		}
 	}
 }
 
+// parseInclude parses `...name`, the inclusion of a partial's relations and permissions.
+func (p *parser) parseInclude() *relationNode {
+	r := &relationNode{pos: p.tok.pos}
+	p.next()
+	if p.tok.kind != tokIdent || statementKeywords[p.tok.text] {
+		p.fail("expected a partial's name after `...`, found %s", p.tok.describe())
+	}
+	r.include, r.namePos = p.tok.text, p.tok.pos
+	r.name = r.include
+	p.next()
+	return r
+}
+
 func (p *parser) parseRelation(d *definitionNode) *relationNode {
 	r := &relationNode{pos: p.tok.pos, doc: p.tok.doc, isPermission: p.tok.text == "permission"}
+	if d.partial {
+		r.inPartial = d.name
+	}
 	kind := p.tok.text
 	p.next()
 	r.name, r.namePos = p.expectName(fmt.Sprintf("a %s name after `%s`", kind, kind))
@@ -198,6 +267,10 @@ func (p *parser) parseRelation(d *definitionNode) *relationNode {
 	if r.isPermission {
 		if hasLimitDirective(r.doc) {
 			p.errorf(r.pos, "a `kengen:limit` doc comment applies only to relations, not to a permission")
+		}
+		if p.tok.kind == tokColon {
+			p.next()
+			r.annotations = p.parseAnnotation()
 		}
 		p.expect(tokEquals, "after the permission name")
 		r.expr = p.parseExclusion()
@@ -273,6 +346,28 @@ func hasLimitDirective(doc string) bool {
 		}
 	}
 	return false
+}
+
+// parseAnnotation parses a permission's type annotation after the `:`: `user | team`. SpiceDB's
+// parser reads each type as one plain name, so a prefixed, wildcard or userset type is refused
+// here, where it would make kengen's schema text one SpiceDB cannot read.
+func (p *parser) parseAnnotation() []*annotationNode {
+	var out []*annotationNode
+	for {
+		name, pos := p.expectName("a definition name in the type annotation (`permission name: user | team = ...`)")
+		if strings.Contains(name, "/") {
+			p.errorf(pos, "type annotation %q: name a definition without its prefix; SpiceDB's type annotations are plain names", name)
+		}
+		switch p.tok.kind {
+		case tokColon, tokHash:
+			p.fail("type annotation %q: a type annotation lists definitions only, without `%s`", name, p.tok.text)
+		}
+		out = append(out, &annotationNode{typ: name, pos: pos})
+		if p.tok.kind != tokPipe {
+			return out
+		}
+		p.next()
+	}
 }
 
 func (p *parser) parseTypeRef() *typeRefNode {

@@ -18,12 +18,19 @@
 // caveat; its CEL text is kept verbatim for check/ to compile. `/** doc */` comments attach to
 // the following definition, relation, permission or caveat.
 //
+// SpiceDB v1.56's forms, each under its `use` line (flags.go): `self` in a permission, the
+// resource itself as a subject (`use self`); type annotations `permission edit: user | team =
+// ...`, checked against the types the permission reaches (`use typechecking`, typecheck.go);
+// `partial name { ... }` and `...name` in a definition (`use partial`, partials.go, expanded at
+// compile time); `import "file.zed"` (`use import`), which Parse refuses and Compose resolves
+// from files into one text (compose.go).
+//
 // The type checker reports, all at once and with positions: invalid or duplicate names; unknown
 // definitions, relations and caveats; arrows that start from a permission or whose target no
 // subject type has; and permissions that refer to themselves through computed usersets alone.
 //
-// The exported front door is this file: Parse, Generate and the compiled types that check/ and
-// store/ read. Everything else in the package is unexported, apart from String methods.
+// The exported front door is this file: Parse, Generate, Compose (compose.go) and the compiled
+// types that check/ and store/ read. Everything else in the package is unexported, apart from String methods.
 package schema
 
 import (
@@ -35,8 +42,23 @@ import (
 // Parse parses, type-checks and compiles a schema written in SpiceDB's schema language (plus
 // kengen's `limit N`). On failure it returns a nil *Schema and an ErrorList holding every
 // error found, sorted by position, each naming the definition, relation or caveat at fault.
+//
+// A schema given as text cannot `import` files: Compose resolves imports from files and
+// returns the composed text, which Parse accepts.
 func Parse(source string) (*Schema, error) {
-	f, errs := parse(source)
+	f, errs := parse(source, "")
+	if f.useImport {
+		for _, im := range f.imports {
+			errs = append(errs, &Error{Pos: im.pos, Msg: fmt.Sprintf("`import %q`: a schema given as text cannot import files; compose it from its files first (`kengen schema write FILE` and `kengen validate` do) and send the composed text", im.path)})
+		}
+	}
+	return build(f, errs)
+}
+
+// build runs the pipeline after parsing: directives, partials, type check, compile, analysis.
+func build(f *fileNode, errs ErrorList) (*Schema, error) {
+	errs = append(errs, applyFlags(f)...)
+	errs = append(errs, expandPartials(f)...)
 	errs = append(errs, check(f)...)
 	if len(errs) > 0 {
 		errs.sort()
@@ -47,7 +69,7 @@ func Parse(source string) (*Schema, error) {
 	return s, nil
 }
 
-// Generate prints the schema as canonical schema text: `use expiration` first, then caveats,
+// Generate prints the schema as canonical schema text: its `use` lines first, then caveats,
 // then definitions, each in source order, with their doc comments, tab indentation and the
 // fewest parentheses that keep each permission's meaning. Parse(s.Generate()) yields a schema
 // equal to s apart from positions, and generating that schema again gives the same text.
@@ -62,6 +84,12 @@ type Schema struct {
 	Caveats []*Caveat
 	// UseExpiration records a top-level `use expiration` directive.
 	UseExpiration bool
+	// UseSelf records `use self`, under which `self` in a permission is the resource itself.
+	UseSelf bool
+	// UseTypechecking records `use typechecking`, under which a permission's type annotation
+	// (`permission edit: user | team = ...`) is checked and kept; without it annotations are
+	// ignored, as SpiceDB does.
+	UseTypechecking bool
 	// KeywordLimits records that the source wrote a relation limit as `limit N` after a type
 	// list, kengen's own form, which SpiceDB's parser refuses; Generate writes every limit as a
 	// `kengen:limit N` doc comment line instead, which it accepts.
@@ -102,6 +130,9 @@ type Relation struct {
 	Limit int
 	// Rewrite is the userset rewrite of a permission; nil for a relation.
 	Rewrite *Rewrite
+	// TypeAnnotations are the subject types a permission declares (`permission edit: user |
+	// team = ...`), in source order, under `use typechecking`; nil otherwise.
+	TypeAnnotations []string
 	// Leopard is how a check answers this relation from the Leopard index, or nil when it
 	// walks (analysis.go).
 	Leopard *LeopardPlan
@@ -142,6 +173,9 @@ const (
 	RewriteTupleToUserset
 	// RewriteNil is `nil`: the empty set.
 	RewriteNil
+	// RewriteSelf is `self` (under `use self`): the resource itself as a subject, so that
+	// user:alice is in user:alice#view_profile for `permission view_profile = self + manager`.
+	RewriteSelf
 )
 
 // ArrowFunc is how an arrow combines the subjects of its tupleset.
@@ -189,12 +223,19 @@ type CaveatParameter struct {
 	Type string
 }
 
-// Position is a 1-based line and column in the schema source.
+// Position is a 1-based line and column in the schema source. File names the schema file for
+// a schema composed from files (Compose); it is "" for a schema given as text.
 type Position struct {
 	Line, Column int
+	File         string
 }
 
-func (p Position) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Column) }
+func (p Position) String() string {
+	if p.File != "" {
+		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+	}
+	return fmt.Sprintf("%d:%d", p.Line, p.Column)
+}
 
 // Error is one schema error at a position.
 type Error struct {
@@ -226,6 +267,9 @@ func (l ErrorList) Error() string {
 
 func (l ErrorList) sort() {
 	sort.SliceStable(l, func(i, j int) bool {
+		if l[i].Pos.File != l[j].Pos.File {
+			return l[i].Pos.File < l[j].Pos.File
+		}
 		if l[i].Pos.Line != l[j].Pos.Line {
 			return l[i].Pos.Line < l[j].Pos.Line
 		}

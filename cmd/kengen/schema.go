@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kengen/kengen/check/validation"
+	"github.com/kengen/kengen/schema"
 )
 
 func newSchemaCmd(c *cli) *cobra.Command {
@@ -19,7 +20,12 @@ func newSchemaCmd(c *cli) *cobra.Command {
 		Short: "Replace the schema with the one in FILE (- for standard input)",
 		Long: `Replace the schema with the one in FILE (- for standard input). A .yaml or .yml FILE
 is read as a validation file (like the seed models in schema/examples) and its schema: is
-written.`,
+written.
+
+A schema that imports other files (use import, import "file.zed") is composed here, from the
+files relative to FILE's directory (the current directory for standard input), and the server
+is sent the composed schema: one text with the imported definitions and the partials expanded,
+which is what schema read returns. A schema without imports is sent as written.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			text, err := readSchemaFile(c, args[0])
@@ -80,14 +86,18 @@ func readInput(c *cli, path string) (string, error) {
 	return string(b), err
 }
 
-// readSchemaFile reads a schema, taking it from the `schema:` of a validation file.
+// readSchemaFile reads a schema, taking it from the `schema:` of a validation file, and
+// composes it with the files it imports.
 func readSchemaFile(c *cli, path string) (string, error) {
 	text, err := readInput(c, path)
 	if err != nil {
 		return "", err
 	}
 	if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
-		return text, nil
+		if path == "-" {
+			return composeSchema(".", "-", text)
+		}
+		return composeSchema(filepath.Dir(path), filepath.Base(path), text)
 	}
 	f, err := validation.Parse(path, []byte(text))
 	if err != nil {
@@ -96,5 +106,15 @@ func readSchemaFile(c *cli, path string) (string, error) {
 	if len(f.Docs) == 0 || f.Docs[0].Schema == "" {
 		return "", fmt.Errorf("%s has no schema: key", path)
 	}
-	return f.Docs[0].Schema, nil
+	doc := f.Docs[0]
+	if doc.SchemaFile != "" {
+		return composeSchema(filepath.Dir(doc.SchemaFile), filepath.Base(doc.SchemaFile), doc.Schema)
+	}
+	return composeSchema(filepath.Dir(path), filepath.Base(path), doc.Schema)
+}
+
+// composeSchema resolves the imports of text, the schema file name in dir, from the files
+// there; text without imports comes back unchanged. Errors name the file, line and column.
+func composeSchema(dir, name, text string) (string, error) {
+	return schema.Compose(os.DirFS(dir), name, text)
 }
