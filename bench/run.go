@@ -103,6 +103,9 @@ type RunOptions struct {
 	// WriteBatch is the number of relationships one write touches (1 by default); the
 	// write's items are its relationships.
 	WriteBatch int
+	// SkipWriteCheck leaves out the check that follows each write (read-your-writes at the
+	// write's token), so that a write run measures writes alone.
+	SkipWriteCheck bool
 	// Seed varies the random pairs; runs with the same seed ask the same questions.
 	Seed uint64
 	// Examples is how many error and disagreement messages to keep per operation (5).

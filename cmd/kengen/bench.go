@@ -39,6 +39,7 @@ type benchFlags struct {
 	consistency   string
 	runSeed       uint64
 	writeBatch    int
+	noWriteCheck  bool
 	// target picks the cluster member to drive: "" (the --endpoint itself), leader or
 	// follower, found through the cluster status of --endpoint.
 	target string
@@ -174,7 +175,7 @@ whole chain).`,
 			for _, conc := range f.concurrency {
 				r, err := bench.Run(cmd.Context(), client, ds, bench.RunOptions{
 					Mix: mix, Concurrency: conc, Duration: f.duration, Count: f.count, BulkSize: f.bulkSize,
-					KnownFraction: f.knownFraction, Consistency: f.consistency, Seed: f.runSeed, WriteBatch: f.writeBatch,
+					KnownFraction: f.knownFraction, Consistency: f.consistency, Seed: f.runSeed, WriteBatch: f.writeBatch, SkipWriteCheck: f.noWriteCheck,
 				})
 				if err != nil {
 					return err
@@ -202,6 +203,7 @@ whole chain).`,
 	fs.Float64Var(&f.knownFraction, "known-fraction", 0.5, "share of checks asked of known-allowed pairs, the rest random (a negative value: random only)")
 	fs.StringVar(&f.consistency, "consistency", "minimize_latency", "consistency of the reads: minimize_latency, fully_consistent, or at_least_as_fresh (the token of the run's latest write)")
 	fs.IntVar(&f.writeBatch, "write-batch", 1, "relationships touched by one write of the write operation (1 to 1000)")
+	fs.BoolVar(&f.noWriteCheck, "no-write-check", false, "do not check each write's first relationship at the write's token afterwards (measure writes alone)")
 	f.targetFlag(fs)
 	fs.Uint64Var(&f.runSeed, "run-seed", 1, "seed of the random questions")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write the driver's own CPU profile to this file (go tool pprof reads it)")
