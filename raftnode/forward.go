@@ -110,8 +110,26 @@ func (f *forwarder) run() {
 			f.mu.queue = nil
 		}
 		f.mu.Unlock()
-		f.send(batch)
+		if batch = f.dropExpired(batch); len(batch) > 0 {
+			f.send(batch)
+		}
 	}
+}
+
+// dropExpired answers the writes whose writers gave up while they were queued (they were not
+// sent, so not applied) and returns the others.
+func (f *forwarder) dropExpired(batch []*forwarded) []*forwarded {
+	now := time.Now()
+	live := batch[:0]
+	for _, w := range batch {
+		if now.Before(w.deadline) {
+			live = append(live, w)
+			continue
+		}
+		w.err = fmt.Errorf("%w: the write's deadline passed before it was forwarded to %s (it was not applied)", ErrUnavailable, f.addr)
+		close(w.done)
+	}
+	return live
 }
 
 // send makes one ApplyBatch call for batch and answers each write.
