@@ -87,8 +87,8 @@ func TestSharedBarrierJoinsTheNextRound(t *testing.T) {
 func TestSharedBarrierReaderGivesUp(t *testing.T) {
 	release := make(chan struct{})
 	b := &sharedBarrier{stop: make(chan struct{}),
-		confirm:  func(context.Context) (store.Revision, error) { <-release; return 7, nil },
-		observe:  func(int) {}, inFlight: func(float64) {}}
+		confirm: func(context.Context) (store.Revision, error) { <-release; return 7, nil },
+		observe: func(int) {}, inFlight: func(float64) {}}
 	gone, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _, err := b.wait(gone); done <- err }()
