@@ -21,6 +21,7 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -161,11 +162,12 @@ func (n *Node) barrierErr(err error) error {
 	if isDiskFull(err) { // the barrier's append met the raft log's floor (wallog.go)
 		return fmt.Errorf("raftnode: node %s: %w: read barrier: %w", n.cfg.NodeID, store.ErrDiskFull, err)
 	}
-	if errRaft := raftErr(err); errRaft != err {
-		return errRaft
+	// raftErr sorts raft's leadership errors (VerifyLeader answers a lost vote with
+	// raft.ErrNotLeader); anything else is an outcome nobody knows, which a read may simply
+	// try again.
+	if err = raftErr(err); errors.Is(err, ErrNoLeader) || errors.Is(err, ErrUnavailable) {
+		return err
 	}
-	// VerifyLeader answers a lost vote with raft.ErrNotLeader (sorted above); anything else
-	// is an outcome nobody knows, which a read may simply try again.
 	return fmt.Errorf("%w: read barrier: %w", ErrUnavailable, err)
 }
 

@@ -136,7 +136,7 @@ func TestReadAfterAckOnAnotherNodeSeesIt(t *testing.T) {
 						return
 					}
 					if ok, err := reader.has(0, doc, "sato"); err != nil || !ok {
-						errs <- fmt.Errorf("round %d: %s does not see the write acknowledged on %s (read index %d): %v", i, reader.id, writer.id, rev, err)
+						errs <- fmt.Errorf("round %d: %s does not see the write acknowledged on %s (read index %d): %w", i, reader.id, writer.id, rev, err)
 					}
 				})
 			}
