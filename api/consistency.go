@@ -14,10 +14,10 @@ import (
 // carries no deadline of its own.
 const maxFreshnessWait = 10 * time.Second
 
-// replica is what a replicated Writer (raftnode's) offers reads: waiting until this node has
-// applied a revision, and the read barrier of fully consistent reads.
+// replica is what a replicated Writer (raftnode's) offers reads: the read barrier of fully
+// consistent reads, a revision at least as new as every write acknowledged before it, which
+// concurrent readers share (docs/raft.md, "Reads").
 type replica interface {
-	WaitApplied(ctx context.Context, rev store.Revision) error
 	ReadIndex(ctx context.Context) (store.Revision, error)
 }
 
@@ -85,20 +85,9 @@ func (s *Server) snapshotCtx(ctx context.Context, c *v1.Consistency) (*store.Rea
 	return rd, rd.Revision(), nil
 }
 
-// waitApplied waits until this node has applied rev. Without a replicated writer no other
-// node writes here, so it polls the store.
+// waitApplied waits until this node has applied rev, within ctx: the store's one wait
+// (store.WaitApplied), which wakes at the advance and ends when the client cancels or its
+// deadline passes.
 func (s *Server) waitApplied(ctx context.Context, rev store.Revision) error {
-	if rep, ok := s.writer.(replica); ok {
-		return rep.WaitApplied(ctx, rev)
-	}
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for s.st.Revision() < rev {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: revision %d, this node has applied %d: %w", store.ErrRevisionNotApplied, rev, s.st.Revision(), ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
+	return s.st.WaitApplied(ctx, rev)
 }

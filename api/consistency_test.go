@@ -3,12 +3,18 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 func TestZedTokensAndConsistency(t *testing.T) {
@@ -143,4 +149,40 @@ func TestReadsKeepTheClientsContext(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("CheckPermission with a cancelled client: %v, want context.Canceled", err)
 	}
+}
+
+// A client that cancels a read waiting for a revision ends the server's wait, through the
+// real client and server: the call returns Canceled and no handler is left waiting in
+// store.WaitApplied.
+func TestCancelledClientEndsTheWait(t *testing.T) {
+	env := crmEnv(t)
+	env.touch("deal:1#owner@user:sato")
+	waiting := func() int {
+		buf := make([]byte, 1<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "store.(*Store).WaitApplied")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := env.client.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: fresh(encodeZedToken(env.st.Revision() + 1_000)),
+			Resource: &v1.ObjectReference{ObjectType: "deal", ObjectId: "1"}, Permission: "view",
+			Subject: &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: "sato"}}})
+		done <- err
+	}()
+	kit.Eventually(t, "the server waits for the revision", func() error {
+		if waiting() == 0 {
+			return errors.New("no handler in store.WaitApplied yet")
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; status.Code(err) != codes.Canceled {
+		t.Errorf("the cancelled call: %v, want Canceled", err)
+	}
+	kit.Eventually(t, "the server's wait ends", func() error {
+		if n := waiting(); n > 0 {
+			return fmt.Errorf("%d handlers still in store.WaitApplied", n)
+		}
+		return nil
+	})
 }

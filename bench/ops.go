@@ -45,6 +45,14 @@ func (w *worker) record(ctx context.Context, s *opStats, op string, start time.T
 	s.lat = append(s.lat, d)
 }
 
+// readConsistency is the consistency of the run's reads.
+func (w *worker) readConsistency() *v1.Consistency {
+	if w.opts.Consistency == "at_least_as_fresh" {
+		return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: w.latest.Load()}}
+	}
+	return w.consistency
+}
+
 // question is one check: its pair and whether the answer is known to be true.
 type question struct {
 	pair
@@ -86,7 +94,7 @@ func (w *worker) verify(s *opStats, q question, got v1.CheckPermissionResponse_P
 func (w *worker) check(ctx context.Context, s *opStats) error {
 	q := w.question()
 	resp, err := w.client.CheckPermission(ctx, &v1.CheckPermissionRequest{
-		Consistency: w.consistency,
+		Consistency: w.readConsistency(),
 		Resource:    w.object(w.ds.ResourceType, q.resource),
 		Permission:  w.ds.Permission,
 		Subject:     w.subject(q.subject),
@@ -101,7 +109,7 @@ func (w *worker) check(ctx context.Context, s *opStats) error {
 
 func (w *worker) bulkCheck(ctx context.Context, s *opStats) error {
 	qs := make([]question, w.opts.BulkSize)
-	req := &v1.CheckBulkPermissionsRequest{Consistency: w.consistency, Items: make([]*v1.CheckBulkPermissionsRequestItem, len(qs))}
+	req := &v1.CheckBulkPermissionsRequest{Consistency: w.readConsistency(), Items: make([]*v1.CheckBulkPermissionsRequestItem, len(qs))}
 	for i := range qs {
 		qs[i] = w.question()
 		req.Items[i] = &v1.CheckBulkPermissionsRequestItem{
@@ -132,7 +140,7 @@ func (w *worker) bulkCheck(ctx context.Context, s *opStats) error {
 func (w *worker) lookupResources(ctx context.Context, s *opStats) error {
 	subject := w.nextKnown().subject
 	stream, err := w.client.LookupResources(ctx, &v1.LookupResourcesRequest{
-		Consistency:        w.consistency,
+		Consistency:        w.readConsistency(),
 		ResourceObjectType: w.ds.ResourceType,
 		Permission:         w.ds.Permission,
 		Subject:            w.subject(subject),
@@ -161,7 +169,7 @@ func (w *worker) lookupResources(ctx context.Context, s *opStats) error {
 func (w *worker) lookupSubjects(ctx context.Context, s *opStats) error {
 	resource := w.nextKnown().resource
 	stream, err := w.client.LookupSubjects(ctx, &v1.LookupSubjectsRequest{
-		Consistency:       w.consistency,
+		Consistency:       w.readConsistency(),
 		Resource:          w.object(w.ds.ResourceType, resource),
 		Permission:        w.ds.Permission,
 		SubjectObjectType: w.ds.SubjectType,
@@ -198,20 +206,34 @@ func (w *worker) expectAll(s *opStats, got map[string]bool, want []string, descr
 	}
 }
 
-// write touches one relationship and then checks, at the revision it was written at, that
-// it grants the permission; only the write is timed.
+// write touches RunOptions.WriteBatch relationships in one request and then checks, at the
+// revision it was written at, that the first grants the permission; only the write is timed.
 func (w *worker) write(ctx context.Context, s *opStats, start time.Time) {
 	resource, subject := w.ds.randWriteResource(w.rng), w.ds.randSubject(w.rng)
-	resp, err := w.client.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{{
-		Operation: v1.RelationshipUpdate_OPERATION_TOUCH,
-		Relationship: &v1.Relationship{
-			Resource: w.object(w.ds.writeType, resource),
-			Relation: w.ds.writeRelation,
-			Subject:  w.subject(subject),
-		},
-	}}})
+	updates := make([]*v1.RelationshipUpdate, 0, w.opts.WriteBatch)
+	seen := make(map[[2]string]bool, w.opts.WriteBatch)
+	for r, sub := resource, subject; len(updates) < w.opts.WriteBatch; r, sub = w.ds.randWriteResource(w.rng), w.ds.randSubject(w.rng) {
+		if seen[[2]string{r, sub}] { // one request may not touch a relationship twice
+			continue
+		}
+		seen[[2]string{r, sub}] = true
+		updates = append(updates, &v1.RelationshipUpdate{
+			Operation: v1.RelationshipUpdate_OPERATION_TOUCH,
+			Relationship: &v1.Relationship{
+				Resource: w.object(w.ds.writeType, r),
+				Relation: w.ds.writeRelation,
+				Subject:  w.subject(sub),
+			},
+		})
+	}
+	resp, err := w.client.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates})
 	w.record(ctx, s, OpWrite, start, err)
 	if err != nil || ctx.Err() != nil {
+		return
+	}
+	s.items += len(updates)
+	w.advance(resp.GetWrittenAt())
+	if w.opts.SkipWriteCheck {
 		return
 	}
 	chk, err := w.client.CheckPermission(ctx, &v1.CheckPermissionRequest{
@@ -227,11 +249,18 @@ func (w *worker) write(ctx context.Context, s *opStats, start time.Time) {
 		}
 		return
 	}
-	s.items++
 	s.checked++
 	if got := chk.GetPermissionship(); got != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
 		s.disagreed++
 		s.ex.add("%s:%s %s %s:%s after writing %s: got %s, want PERMISSIONSHIP_HAS_PERMISSION", w.ds.writeType, resource, w.ds.writePermission,
 			w.ds.SubjectType, subject, w.ds.writeRelation, got)
+	}
+}
+
+// advance makes tok the run's latest token. ZedTokens are opaque to the driver, so the
+// latest is the last write to come back, which concurrent writers may reorder a little.
+func (w *worker) advance(tok *v1.ZedToken) {
+	if tok != nil {
+		w.latest.Store(tok)
 	}
 }

@@ -96,8 +96,16 @@ type RunOptions struct {
 	// KnownFraction is the share of checks asked of known-allowed pairs, the rest being
 	// random pairs: 0 means the default, one half; a negative value asks random pairs only.
 	KnownFraction float64
-	// Consistency is "minimize_latency" (the default) or "fully_consistent".
+	// Consistency is "minimize_latency" (the default), "fully_consistent" or
+	// "at_least_as_fresh" (the ZedToken of the run's latest write, or of its warm-up check
+	// before the first write).
 	Consistency string
+	// WriteBatch is the number of relationships one write touches (1 by default); the
+	// write's items are its relationships.
+	WriteBatch int
+	// SkipWriteCheck leaves out the check that follows each write (read-your-writes at the
+	// write's token), so that a write run measures writes alone.
+	SkipWriteCheck bool
 	// Seed varies the random pairs; runs with the same seed ask the same questions.
 	Seed uint64
 	// Examples is how many error and disagreement messages to keep per operation (5).
@@ -131,8 +139,16 @@ func (o *RunOptions) check() error {
 		o.Consistency = "minimize_latency"
 	case "fully_consistent", "full":
 		o.Consistency = "fully_consistent"
+	case "at_least_as_fresh", "fresh":
+		o.Consistency = "at_least_as_fresh"
 	default:
-		return fmt.Errorf("%w: consistency %q; choose minimize_latency or fully_consistent", ErrOptions, o.Consistency)
+		return fmt.Errorf("%w: consistency %q; choose minimize_latency, fully_consistent or at_least_as_fresh", ErrOptions, o.Consistency)
+	}
+	if o.WriteBatch == 0 {
+		o.WriteBatch = 1
+	}
+	if o.WriteBatch < 1 || o.WriteBatch > 1000 {
+		return fmt.Errorf("%w: write batch %d; give 1 to 1000 relationships per write", ErrOptions, o.WriteBatch)
 	}
 	return nil
 }
@@ -152,7 +168,9 @@ type worker struct {
 	rng         *rand.Rand
 	cursor      *atomic.Int64 // the next known pair, shared so callers walk distinct pairs
 	consistency *v1.Consistency
-	stats       map[string]*opStats
+	// latest is the ZedToken of the run's latest write (at_least_as_fresh reads use it).
+	latest *atomic.Pointer[v1.ZedToken]
+	stats  map[string]*opStats
 }
 
 func run(ctx context.Context, client *authzed.Client, ds *Dataset, opts RunOptions) (*Report, error) {
@@ -177,12 +195,19 @@ func run(ctx context.Context, client *authzed.Client, ds *Dataset, opts RunOptio
 	// measures. A failure here shows again in the run's own calls.
 	_, _ = client.ReadSchema(ctx, &v1.ReadSchemaRequest{})
 	const outside = "kengen-bench-warm-up"
-	_, _ = client.CheckPermission(ctx, &v1.CheckPermissionRequest{
+	var latest atomic.Pointer[v1.ZedToken]
+	if opts.Consistency == "at_least_as_fresh" {
+		consistency = &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
+	}
+	warm, _ := client.CheckPermission(ctx, &v1.CheckPermissionRequest{
 		Consistency: consistency,
 		Resource:    &v1.ObjectReference{ObjectType: ds.ResourceType, ObjectId: outside},
 		Permission:  ds.Permission,
 		Subject:     &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: ds.SubjectType, ObjectId: outside}},
 	})
+	if warm != nil {
+		latest.Store(warm.GetCheckedAt())
+	}
 
 	var (
 		cursor atomic.Int64
@@ -194,7 +219,7 @@ func run(ctx context.Context, client *authzed.Client, ds *Dataset, opts RunOptio
 	deadline := start.Add(opts.Duration)
 	for i := range workers {
 		w := &worker{
-			client: client, ds: ds, opts: &opts, cursor: &cursor, consistency: consistency,
+			client: client, ds: ds, opts: &opts, cursor: &cursor, consistency: consistency, latest: &latest,
 			rng:   rand.New(rand.NewPCG(opts.Seed, uint64(i)+1)),
 			stats: make(map[string]*opStats),
 		}

@@ -34,6 +34,9 @@ type checkedLog struct {
 	log *slog.Logger
 	// from is the first index written with checksums.
 	from uint64
+	// appended, when set, is told how many commands each successful append stored (one
+	// append is one fsync: the metric of group commit).
+	appended func(commands int)
 }
 
 // keyChecksummedFrom is the stable-store key of checkedLog.from (8 bytes, little endian, as
@@ -113,7 +116,11 @@ func (c *checkedLog) StoreLogs(logs []*raft.Log) error {
 	exts := make([]byte, 0, sized)
 	copies := make([]raft.Log, len(logs))
 	ptrs := make([]*raft.Log, len(logs))
+	commands := 0
 	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			commands++
+		}
 		start := len(exts)
 		exts = append(exts, checksumTag)
 		exts = binary.BigEndian.AppendUint32(exts, entrySum(l, l.Extensions))
@@ -122,7 +129,13 @@ func (c *checkedLog) StoreLogs(logs []*raft.Log) error {
 		copies[i].Extensions = exts[start:len(exts):len(exts)]
 		ptrs[i] = &copies[i]
 	}
-	return c.rawLog.StoreLogs(ptrs)
+	if err := c.rawLog.StoreLogs(ptrs); err != nil {
+		return err
+	}
+	if c.appended != nil {
+		c.appended(commands)
+	}
+	return nil
 }
 
 // GetLog implements raft.LogStore. A damaged entry is logged and reported as

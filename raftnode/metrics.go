@@ -33,10 +33,17 @@ type metrics struct {
 	snapshotSize     prometheus.Gauge
 	leaderChanges    prometheus.Counter
 	forwardedWrites  prometheus.Counter
+	// Shared read barriers and batched writes (readbarrier.go, forward.go, logstore.go).
+	readBarriersInFlight   prometheus.Gauge
+	readBarrierReaders     prometheus.Histogram
+	forwardedReadBarriers  prometheus.Counter
+	forwardedBatchCommands prometheus.Histogram
+	appendCommands         prometheus.Histogram
 }
 
 func newMetrics() *metrics {
 	slow := prometheus.ExponentialBuckets(0.005, 4, 9) // 5 ms … ~5.5 min
+	counts := []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}
 	return &metrics{
 		applyDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "kengen_raft_apply_duration_seconds",
@@ -65,12 +72,36 @@ func newMetrics() *metrics {
 			Name: "kengen_raft_forwarded_writes_total",
 			Help: "Writes this node forwarded to the leader because it did not lead.",
 		}),
+		readBarriersInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kengen_raft_read_barriers_in_flight",
+			Help: "Read barriers (leadership confirmations shared by fully consistent reads) this node is running now, on the leader or forwarded to it.",
+		}),
+		readBarrierReaders: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kengen_raft_read_barrier_readers",
+			Help:    "Readers that shared one read barrier on this node (a follower's forwarded barrier counts as one reader on the leader).",
+			Buckets: counts,
+		}),
+		forwardedReadBarriers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kengen_raft_forwarded_read_barriers_total",
+			Help: "Read barriers this node asked the leader for because it did not lead, each shared by its readers.",
+		}),
+		forwardedBatchCommands: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kengen_raft_forwarded_batch_commands",
+			Help:    "Writes carried by one call forwarding writes to the leader.",
+			Buckets: counts,
+		}),
+		appendCommands: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kengen_raft_log_append_commands",
+			Help:    "Commands (writes, not raft's own entries) in one fsynced append to this node's raft log.",
+			Buckets: append([]float64{0}, counts...),
+		}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.applyDuration, m.snapshotDuration, m.restoreDuration,
-		m.snapshotSize, m.leaderChanges, m.forwardedWrites}
+		m.snapshotSize, m.leaderChanges, m.forwardedWrites, m.readBarriersInFlight, m.readBarrierReaders,
+		m.forwardedReadBarriers, m.forwardedBatchCommands, m.appendCommands}
 }
 
 var (

@@ -111,6 +111,18 @@ type Node struct {
 	// clockEntries counts the clock entries this node proposed (clock.go).
 	clockEntries atomic.Int64
 
+	// leaderReads and followerReads share read barriers among concurrent readers, lb is the
+	// leader's state for them (readbarrier.go).
+	leaderReads, followerReads *sharedBarrier
+	lb                         leaderBarrier
+	// fwd holds the forwarders of writes to the leader, by its address (forward.go).
+	fwd struct {
+		mu struct {
+			sync.Mutex
+			by map[string]*forwarder
+		}
+	}
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -139,6 +151,9 @@ func Open(cfg Config) (*Node, error) {
 	n.fsm = newFSM(cfg.Store, cfg.Logger, n.stop)
 	n.fsm.snapDir = cfg.Dir
 	n.metrics = n.fsm.metrics
+	n.leaderReads = n.newSharedBarrier(n.confirmLeader)
+	n.followerReads = n.newSharedBarrier(n.askLeader)
+	n.fwd.mu.by = map[string]*forwarder{}
 	if cfg.DialOptions == nil && cfg.TLS != nil {
 		cfg.DialOptions = PeerDialOptions(cfg.TLS)
 	}
@@ -173,6 +188,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, errors.Join(err, n.closeLog())
 	}
 	n.fsm.logMatchesStore = true
+	n.logs.appended = func(commands int) { n.metrics.appendCommands.Observe(float64(commands)) }
 	if n.trans, err = newTransport(cfg, hlog); err != nil {
 		return nil, errors.Join(fmt.Errorf("raftnode: raft transport on %s: %w", cfg.RaftAddr, err), n.closeLog())
 	}
@@ -377,8 +393,8 @@ func (n *Node) applyEncoded(ctx context.Context, data []byte) (store.Result, err
 		} else if addr, aerr := n.leaderGRPC(ctx); aerr != nil {
 			err = aerr
 		} else {
-			n.metrics.forwardedWrites.Inc() // metrics hook
-			res, err = n.peers.apply(ctx, addr, data)
+			res, err = n.forwarderFor(addr).apply(ctx, data) // forward.go
+
 		}
 		if !errors.Is(err, ErrNoLeader) || errors.Is(err, ErrUnavailable) {
 			return res, err
@@ -393,18 +409,30 @@ func (n *Node) applyEncoded(ctx context.Context, data []byte) (store.Result, err
 // write another node forwarded) answers ErrNoLeader otherwise, and the forwarding node tries
 // again, rather than forward it once more.
 func (n *Node) applyLocal(ctx context.Context, data []byte) (store.Result, error) {
+	if err := n.proposable(); err != nil {
+		return store.Result{}, err
+	}
+	return n.applied(ctx, n.raft.Apply(data, n.timeout(ctx)))
+}
+
+// proposable returns nil when this node may propose a write now: it leads and has space.
+func (n *Node) proposable() error {
 	if err := n.st.CheckFreeSpace(n.cfg.Dir); err != nil {
-		return store.Result{}, fmt.Errorf("raftnode: node %s: %w", n.cfg.NodeID, err)
+		return fmt.Errorf("raftnode: node %s: %w", n.cfg.NodeID, err)
 	}
 	if !n.IsLeader() {
-		return store.Result{}, fmt.Errorf("%w: node %s does not lead", ErrNoLeader, n.cfg.NodeID)
+		return fmt.Errorf("%w: node %s does not lead", ErrNoLeader, n.cfg.NodeID)
 	}
 	if fn := n.testApplyErr.Load(); fn != nil { // tests only (export_test.go)
 		if err := (*fn)(); err != nil {
-			return store.Result{}, err
+			return err
 		}
 	}
-	f := n.raft.Apply(data, n.timeout(ctx))
+	return nil
+}
+
+// applied waits for a proposed entry and returns the store's result and error for it.
+func (n *Node) applied(ctx context.Context, f raft.ApplyFuture) (store.Result, error) {
 	if err := wait(ctx, f); err != nil {
 		if isDiskFull(err) { // the log's append met a full disk: the leader stepped down
 			return store.Result{}, fmt.Errorf("raftnode: node %s: %w: writing the raft log in %s: %w", n.cfg.NodeID, store.ErrDiskFull, n.cfg.Dir, err)
@@ -506,25 +534,16 @@ func (n *Node) leaderGRPC(ctx context.Context) (string, error) {
 	return addr, nil
 }
 
-// WaitApplied waits until the local store has applied rev, or ctx ends.
+// WaitApplied waits until the local store has applied rev, or ctx ends: the store's own wait
+// (store.Applied), the one every reader uses.
 func (n *Node) WaitApplied(ctx context.Context, rev store.Revision) error {
-	for {
-		ch := n.fsm.changed()
-		if n.st.Revision() >= rev {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: revision %d, this node has applied %d: %w", store.ErrRevisionNotApplied, rev, n.st.Revision(), ctx.Err())
-		}
-	}
+	return n.st.WaitApplied(ctx, rev)
 }
 
 // ReadIndex is the read barrier of fully consistent reads: it returns a revision at least as
-// new as every write acknowledged before the call. The leader commits a barrier entry in its
-// term (which confirms it still leads a quorum and that every earlier entry is applied) and
-// answers its applied revision; a follower asks the leader.
+// new as every write acknowledged before the call. Concurrent callers share one leadership
+// confirmation (readbarrier.go): on the leader, a heartbeat round to a quorum after reading
+// the commit index; on a follower, one call to the leader for all of them.
 func (n *Node) ReadIndex(ctx context.Context) (store.Revision, error) {
 	ctx, cancel := n.untilGiveUp(ctx)
 	defer cancel()
@@ -535,11 +554,9 @@ func (n *Node) ReadIndex(ctx context.Context) (store.Revision, error) {
 			err error
 		)
 		if n.IsLeader() {
-			rev, err = n.readIndexLocal(ctx)
-		} else if addr, aerr := n.leaderGRPC(ctx); aerr != nil {
-			err = aerr
+			rev, err = n.leaderReads.wait(ctx)
 		} else {
-			rev, err = n.peers.readIndex(ctx, addr)
+			rev, err = n.followerReads.wait(ctx)
 		}
 		// A barrier changes nothing: it may be tried again after any failure of leadership.
 		if err == nil || !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrUnavailable) {
@@ -551,18 +568,27 @@ func (n *Node) ReadIndex(ctx context.Context) (store.Revision, error) {
 	}
 }
 
-// readIndexLocal is the barrier on this node, which must lead (ErrNoLeader otherwise).
+// readIndexLocal is the barrier on this node, which must lead (ErrNoLeader otherwise): the
+// cluster service's ReadIndex, which a follower calls for its readers, joins the leader's
+// next shared round.
 func (n *Node) readIndexLocal(ctx context.Context) (store.Revision, error) {
 	if !n.IsLeader() {
 		return 0, fmt.Errorf("%w: node %s does not lead", ErrNoLeader, n.cfg.NodeID)
 	}
-	if err := wait(ctx, n.raft.Barrier(n.timeout(ctx))); err != nil {
-		if isDiskFull(err) { // the barrier's append met the raft log's floor (wallog.go)
-			return 0, fmt.Errorf("raftnode: node %s: %w: read barrier: %w", n.cfg.NodeID, store.ErrDiskFull, err)
-		}
-		return 0, raftErr(err)
+	return n.leaderReads.wait(ctx)
+}
+
+// askLeader is one round of a follower's shared barrier: one ReadIndex call to the leader.
+func (n *Node) askLeader(ctx context.Context) (store.Revision, error) {
+	if n.IsLeader() {
+		return 0, fmt.Errorf("%w: node %s leads now", ErrNoLeader, n.cfg.NodeID)
 	}
-	return n.st.Revision(), nil
+	addr, err := n.leaderGRPC(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n.metrics.forwardedReadBarriers.Inc()
+	return n.peers.readIndex(ctx, addr)
 }
 
 // MemberStatus describes one member of the configuration.

@@ -21,8 +21,9 @@ import (
 
 // The cluster service is kengen's own, served next to the Authzed API on every node's gRPC
 // port. Every method takes and returns a google.protobuf.BytesValue, so no generated code is
-// needed: Apply carries an encoded Command in and a JSON applyReply out; the others carry
-// JSON (adminRequest in, adminReply out). Errors of the operation travel inside the reply
+// needed: Apply carries an encoded Command in and a JSON applyReply out, ApplyBatch several
+// commands in and their replies out (forward.go); the others carry JSON (adminRequest in,
+// adminReply out). Errors of the operation travel inside the reply
 // (errorReply), so that a forwarded write returns the leader's store error unchanged.
 const serviceName = "kengen.cluster.v1.Cluster"
 
@@ -96,6 +97,9 @@ var ServiceDesc = grpc.ServiceDesc{
 		method(methodApply, func(ctx context.Context, n *Node, in []byte) any {
 			res, err := n.applyLocal(ctx, in) // forwarded: only the leader proposes
 			return &applyReply{Revision: uint64(res.Revision), Deleted: res.Deleted, Partial: res.Partial, Error: toErrorReply(err)}
+		}),
+		method(methodApplyBatch, func(ctx context.Context, n *Node, in []byte) any {
+			return n.applyBatchLocal(ctx, in) // forward.go: a follower's concurrent writes
 		}),
 		method(methodReadIndex, func(ctx context.Context, n *Node, _ []byte) any {
 			rev, err := n.readIndexLocal(ctx)
@@ -254,14 +258,6 @@ func (p *peers) call(ctx context.Context, addr, name string, in []byte, out any)
 		return fmt.Errorf("raftnode: bad %s reply from %s: %w", name, addr, err)
 	}
 	return nil
-}
-
-func (p *peers) apply(ctx context.Context, addr string, data []byte) (store.Result, error) {
-	var r applyReply
-	if err := p.call(ctx, addr, methodApply, data, &r); err != nil {
-		return store.Result{}, fmt.Errorf("%w (the write may have been applied)", err)
-	}
-	return store.Result{Revision: store.Revision(r.Revision), Deleted: r.Deleted, Partial: r.Partial}, r.Error.err()
 }
 
 func (p *peers) readIndex(ctx context.Context, addr string) (store.Revision, error) {

@@ -7,8 +7,7 @@ import (
 )
 
 // Writer carries api's writes and consistent reads through a Node: it implements api.Writer
-// (WriteSchema, Apply) and the read side api asks a replicated writer for (WaitApplied,
-// ReadIndex).
+// (WriteSchema, Apply) and the read barrier api asks a replicated writer for (ReadIndex).
 type Writer struct{ n *Node }
 
 // Writer returns the node's Writer.
@@ -23,11 +22,6 @@ func (w *Writer) WriteSchema(ctx context.Context, text string) (store.Revision, 
 // Apply applies one batch through the log.
 func (w *Writer) Apply(ctx context.Context, b *store.Batch) (store.Result, error) {
 	return w.n.Apply(ctx, &Command{Kind: KindBatch, Batch: b})
-}
-
-// WaitApplied waits until this node has applied rev.
-func (w *Writer) WaitApplied(ctx context.Context, rev store.Revision) error {
-	return w.n.WaitApplied(ctx, rev)
 }
 
 // ReadIndex returns the revision a fully consistent read must see.

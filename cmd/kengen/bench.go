@@ -1,18 +1,22 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/kengen/kengen/bench"
+	"github.com/kengen/kengen/raftnode"
 )
 
 // benchFlags are the flags of `kengen bench load` and `kengen bench run`.
@@ -34,6 +38,11 @@ type benchFlags struct {
 	knownFraction float64
 	consistency   string
 	runSeed       uint64
+	writeBatch    int
+	noWriteCheck  bool
+	// target picks the cluster member to drive: "" (the --endpoint itself), leader or
+	// follower, found through the cluster status of --endpoint.
+	target string
 }
 
 func (f *benchFlags) datasetFlags(fs *pflag.FlagSet) {
@@ -71,7 +80,9 @@ call fails.`,
   kengen bench run --dataset chain --depth 1000 --load --mix check --count 1 --concurrency 1
   kengen bench load --dataset chain --depth 100000 --order up
   kengen bench load --dataset tree --roles 1000000 --order random
-  kengen bench run --dataset crm --scale 0.1 --mix check=80,bulk-check=10,write=10 --concurrency 1,8,32`,
+  kengen bench run --dataset crm --scale 0.1 --mix check=80,bulk-check=10,write=10 --concurrency 1,8,32
+  kengen bench run --dataset crm --scale 0.1 --target follower --consistency fully_consistent
+  kengen bench run --dataset crm --scale 0.1 --target follower --mix write --write-batch 1000`,
 	}
 	cmd.AddCommand(newBenchLoadCmd(c), newBenchRunCmd(c))
 	return cmd
@@ -92,11 +103,15 @@ server are counted back with ExportBulkRelationships. On a terminal, a counter s
 			if err != nil {
 				return err
 			}
+			if err := c.benchTarget(cmd, f.target); err != nil {
+				return err
+			}
 			return c.benchLoad(cmd, f, ds)
 		},
 	}
 	f.datasetFlags(cmd.Flags())
 	f.loadFlags(cmd.Flags())
+	f.targetFlag(cmd.Flags())
 	return cmd
 }
 
@@ -112,7 +127,8 @@ first. A mix is one operation or several with weights (check=80,write=20), or al
   bulk-check        CheckBulkPermissions of --bulk-size such pairs
   lookup-resources  every resource a known subject may reach; its known resources must be there
   lookup-subjects   every subject that may reach a known resource; its known subjects must be there
-  write             TOUCH one relationship, then check it grants the permission at its revision
+  write             TOUCH --write-batch relationships (1), then check the first grants the
+                    permission at the write's revision
 
 The server must hold the dataset with the same --dataset, --scale and --seed (or pass --load).
 Known pairs are asked in a fixed shuffled order, each once until all were asked; for chain
@@ -126,6 +142,9 @@ whole chain).`,
 			}
 			ds, err := bench.NewDataset(f.dataset)
 			if err != nil {
+				return err
+			}
+			if err := c.benchTarget(cmd, f.target); err != nil {
 				return err
 			}
 			if f.load {
@@ -156,7 +175,7 @@ whole chain).`,
 			for _, conc := range f.concurrency {
 				r, err := bench.Run(cmd.Context(), client, ds, bench.RunOptions{
 					Mix: mix, Concurrency: conc, Duration: f.duration, Count: f.count, BulkSize: f.bulkSize,
-					KnownFraction: f.knownFraction, Consistency: f.consistency, Seed: f.runSeed,
+					KnownFraction: f.knownFraction, Consistency: f.consistency, Seed: f.runSeed, WriteBatch: f.writeBatch, SkipWriteCheck: f.noWriteCheck,
 				})
 				if err != nil {
 					return err
@@ -182,10 +201,48 @@ whole chain).`,
 	fs.IntVar(&f.count, "count", 0, "end each run after this many calls (0: until --duration)")
 	fs.IntVar(&f.bulkSize, "bulk-size", 100, "checks per bulk check")
 	fs.Float64Var(&f.knownFraction, "known-fraction", 0.5, "share of checks asked of known-allowed pairs, the rest random (a negative value: random only)")
-	fs.StringVar(&f.consistency, "consistency", "minimize_latency", "minimize_latency or fully_consistent")
+	fs.StringVar(&f.consistency, "consistency", "minimize_latency", "consistency of the reads: minimize_latency, fully_consistent, or at_least_as_fresh (the token of the run's latest write)")
+	fs.IntVar(&f.writeBatch, "write-batch", 1, "relationships touched by one write of the write operation (1 to 1000)")
+	fs.BoolVar(&f.noWriteCheck, "no-write-check", false, "do not check each write's first relationship at the write's token afterwards (measure writes alone)")
+	f.targetFlag(fs)
 	fs.Uint64Var(&f.runSeed, "run-seed", 1, "seed of the random questions")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write the driver's own CPU profile to this file (go tool pprof reads it)")
 	return cmd
+}
+
+func (f *benchFlags) targetFlag(fs *pflag.FlagSet) {
+	fs.StringVar(&f.target, "target", "", "drive this member of the cluster --endpoint belongs to: leader or follower (found with its cluster status); empty drives --endpoint itself")
+}
+
+// benchTarget points the client at the member target names: the leader, or the first
+// follower by id, as the cluster status of --endpoint lists them.
+func (c *cli) benchTarget(cmd *cobra.Command, target string) error {
+	if target == "" {
+		return nil
+	}
+	if target != "leader" && target != "follower" {
+		return fmt.Errorf("--target %q: choose leader or follower", target)
+	}
+	endpoint, token, opts, err := c.clusterTarget()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), clusterTimeout)
+	defer cancel()
+	st, err := raftnode.RemoteStatus(ctx, endpoint, token, opts)
+	if err != nil {
+		return fmt.Errorf("--target %s: asking %s for the cluster status: %s", target, endpoint, describe(err))
+	}
+	members := slices.Clone(st.Members)
+	slices.SortFunc(members, func(a, b raftnode.MemberStatus) int { return strings.Compare(a.ID, b.ID) })
+	for _, m := range members {
+		if m.GRPCAddr != "" && m.Voter && m.Leader == (target == "leader") {
+			fmt.Fprintf(c.stderr, "bench: driving %s %s at %s\n", target, m.ID, m.GRPCAddr)
+			c.endpoint = m.GRPCAddr
+			return nil
+		}
+	}
+	return fmt.Errorf("--target %s: the cluster of %s (leader %q, %d members) has no %s with a known gRPC address", target, endpoint, st.Leader, len(st.Members), target)
 }
 
 // startCPUProfile profiles this process into path until stop is called.

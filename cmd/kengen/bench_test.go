@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/kengen/kengen/bench"
 	"github.com/kengen/kengen/bench/datagen"
+	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
 
 // benchRuns decodes the JSON lines of `bench run --json`, one report per concurrency.
@@ -147,6 +149,56 @@ func TestBenchChainAndGroups(t *testing.T) {
 		r := benchRuns(t, lines[1])[0]
 		if r.Calls != 200 || r.Checked == 0 || r.Disagreements != 0 || r.Errors != 0 {
 			t.Errorf("bench run %v: %d calls, %d checked, %d disagree, %d errors\n%s", args, r.Calls, r.Checked, r.Disagreements, r.Errors, out)
+		}
+	}
+}
+
+// `bench run --target` drives the member it names, found through the cluster status of
+// --endpoint, with every consistency; --write-batch writes that many relationships per call.
+func TestBenchTargetsClusterMembers(t *testing.T) {
+	const key = "bench-target-key"
+	env := map[string]string{"KENGEN_TOKEN": key}
+	n1 := startNode(t, filepath.Join(t.TempDir(), "n1"), "--grpc-preshared-key", key, "--node-id", "n1")
+	n2 := startNode(t, filepath.Join(t.TempDir(), "n2"), "--grpc-preshared-key", key, "--node-id", "n2", "--join", n1.grpcAddr)
+	runBench := func(args ...string) (string, string) {
+		t.Helper()
+		code, out, errs := n1.kengen(t, env, append([]string{"--json", "bench", "run", "--dataset", "chain", "--depth", "5", "--count", "20", "--duration", "0"}, args...)...)
+		if code != 0 {
+			t.Fatalf("bench run %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
+		}
+		return out, errs
+	}
+	var errs string
+	kit.Eventually(t, "n2 joined with its gRPC address", func() error {
+		code, _, e := n1.kengen(t, env, "bench", "run", "--dataset", "chain", "--depth", "5", "--load", "--count", "1", "--duration", "0", "--target", "follower")
+		if code != 0 {
+			return fmt.Errorf("exit %d: %s", code, e)
+		}
+		errs = e
+		return nil
+	})
+	if !strings.Contains(errs, "driving follower n2 at "+n2.grpcAddr) {
+		t.Errorf("--target follower: %q, want it to drive n2 at %s", errs, n2.grpcAddr)
+	}
+	for _, c := range []string{"minimize_latency", "fully_consistent", "at_least_as_fresh"} {
+		for _, target := range []string{"leader", "follower"} {
+			out, errs := runBench("--target", target, "--consistency", c, "--mix", "check=3,write=1")
+			want := map[string]string{"leader": "n1 at " + n1.grpcAddr, "follower": "n2 at " + n2.grpcAddr}[target]
+			if !strings.Contains(errs, "driving "+target+" "+want) {
+				t.Errorf("--target %s: %q, want it to drive %s", target, errs, want)
+			}
+			if r := benchRuns(t, out)[0]; r.Consistency != c || r.Calls != 20 || r.Errors != 0 || r.Disagreements != 0 {
+				t.Errorf("--target %s --consistency %s: %+v", target, c, r)
+			}
+		}
+	}
+	out, _ := runBench("--target", "follower", "--mix", "write", "--write-batch", "50")
+	if r := benchRuns(t, out)[0]; r.Ops[0].Items != 50*r.Ops[0].Calls || r.Checked != r.Ops[0].Calls || r.Disagreements != 0 {
+		t.Errorf("--write-batch 50: %d relationships in %d writes, %d checked, %d disagreements", r.Ops[0].Items, r.Ops[0].Calls, r.Checked, r.Disagreements)
+	}
+	for _, bad := range [][]string{{"--target", "primary"}, {"--write-batch", "1001"}} {
+		if code, _, e := n1.kengen(t, env, append([]string{"bench", "run", "--dataset", "chain", "--depth", "5", "--count", "1", "--duration", "0"}, bad...)...); code == 0 || !strings.Contains(e, bad[1]) {
+			t.Errorf("bench run %s: exit %d, %q", strings.Join(bad, " "), code, e)
 		}
 	}
 }
