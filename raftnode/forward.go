@@ -98,7 +98,7 @@ func (f *forwarder) apply(ctx context.Context, data []byte) (store.Result, error
 func (f *forwarder) run() {
 	for {
 		f.mu.Lock()
-		n := min(len(f.mu.queue), maxForwardBatch)
+		n := forwardBatchLen(f.mu.queue)
 		if n == 0 {
 			f.mu.rounds--
 			f.mu.Unlock()
@@ -114,6 +114,21 @@ func (f *forwarder) run() {
 			f.send(batch)
 		}
 	}
+}
+
+// forwardBatchLen is how many of the queued writes the next call carries: at most
+// maxForwardBatch, and no more than MaxCommandBytes of commands together, so that the call
+// fits the one gRPC message the leader accepts (MaxCommandBytes leaves room for the call's
+// per-command headers). The first write always goes: Apply refused any larger one.
+func forwardBatchLen(queue []*forwarded) int {
+	n, size := 0, 0
+	for _, w := range queue[:min(len(queue), maxForwardBatch)] {
+		if n > 0 && size+len(w.data) > MaxCommandBytes {
+			break
+		}
+		n, size = n+1, size+len(w.data)
+	}
+	return n
 }
 
 // dropExpired answers the writes whose writers gave up while they were queued (they were not

@@ -279,3 +279,35 @@ func TestDecodeApplyBatchRefusesMalformed(t *testing.T) {
 		}
 	}
 }
+
+// A forwarded call carries at most maxForwardBatch writes and at most MaxCommandBytes of them
+// together, so that it fits the leader's gRPC message bound; a write alone always goes.
+func TestForwardBatchFitsOneMessage(t *testing.T) {
+	queue := func(sizes ...int) []*forwarded {
+		var q []*forwarded
+		for _, s := range sizes {
+			q = append(q, &forwarded{data: make([]byte, s)})
+		}
+		return q
+	}
+	many := make([]int, 100)
+	for i := range many {
+		many[i] = 100
+	}
+	big := MaxCommandBytes - 10
+	for _, tc := range []struct {
+		name  string
+		sizes []int
+		want  int
+	}{
+		{"empty", nil, 0},
+		{"small writes, capped by count", many, maxForwardBatch},
+		{"two large writes go one by one", []int{big, big}, 1},
+		{"small ones before a large one", []int{1000, 1000, big}, 2},
+		{"exactly the bound together", []int{MaxCommandBytes / 2, MaxCommandBytes / 2}, 2},
+	} {
+		if got := forwardBatchLen(queue(tc.sizes...)); got != tc.want {
+			t.Errorf("%s: %d writes in the call, want %d", tc.name, got, tc.want)
+		}
+	}
+}
