@@ -31,6 +31,7 @@ const (
 	defaultDataDir     = "./kengen-data"
 	defaultGRPCAddr    = "127.0.0.1:50051"
 	defaultMetricsAddr = "127.0.0.1:9090"
+	defaultHTTPAddr    = "127.0.0.1:8443"
 	defaultRaftAddr    = "127.0.0.1:50052"
 	defaultNodeID      = "node1"
 	// keyFile, storeDir and raftDir are the data directory's layout: the generated preshared
@@ -46,6 +47,8 @@ const (
 
 type serveFlags struct {
 	grpcAddr, metricsAddr string
+	httpAddr              string
+	httpAddrSet           bool // --http-addr given: no free port in its place
 	pprof                 bool
 	blockCacheMiB         int64
 	keys                  []string
@@ -99,11 +102,13 @@ was not applied). One data directory serves one process: a second one is refused
 first one's pid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			sf.httpAddrSet = cmd.Flags().Changed("http-addr")
 			return serve(cmd.Context(), c, &sf)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&sf.grpcAddr, "grpc-addr", defaultGRPCAddr, "address the gRPC API listens on")
+	f.StringVar(&sf.httpAddr, "http-addr", defaultHTTPAddr, "address of the HTTP listener serving SpiceDB's HTTP/JSON API and the AuthZEN API, with the gRPC port's token and TLS (empty disables it; a free port when --grpc-addr asks for one and this flag is not given)")
 	f.StringVar(&sf.metricsAddr, "metrics-addr", defaultMetricsAddr, "address of the Prometheus /metrics listener (empty disables it)")
 	f.Int64Var(&sf.blockCacheMiB, "block-cache-mib", store.DefaultCacheSize>>20, "Pebble's block cache in MiB: reads that miss it go to the files")
 	f.BoolVar(&sf.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics listener")
@@ -159,6 +164,14 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		if tlsConf == nil { // the other nodes dial this port over TLS, verified by the CA
 			tlsConf = &tls.Config{Certificates: sf.raftTLS.Certificates, MinVersion: tls.VersionTLS12}
 		}
+	}
+	if !sf.httpAddrSet {
+		if _, port, err := net.SplitHostPort(sf.grpcAddr); err == nil && port == "0" {
+			sf.httpAddr = "127.0.0.1:0" // tests and parallel nodes: no fixed port to collide on
+		}
+	}
+	if len(sf.keys) == 0 && tlsConf == nil && sf.httpAddr != "" && !isLoopback(sf.httpAddr) {
+		return fmt.Errorf("refusing to serve HTTP on %s, which is not a loopback address, without a preshared key or TLS: add --grpc-preshared-key KEY (and --grpc-tls-cert FILE --grpc-tls-key FILE to encrypt the traffic), or listen on 127.0.0.1", sf.httpAddr)
 	}
 	if len(sf.keys) == 0 && tlsConf == nil && !isLoopback(sf.grpcAddr) {
 		return fmt.Errorf("refusing to serve on %s, which is not a loopback address, without a preshared key or TLS: add --grpc-preshared-key KEY (and --grpc-tls-cert FILE --grpc-tls-key FILE to encrypt the traffic), or listen on 127.0.0.1", sf.grpcAddr)
@@ -256,6 +269,11 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		return errors.Join(err, closeAll())
 	}
 	srv.RegisterService(&raftnode.ServiceDesc, node)
+	web, err := startHTTP(srv, sf.httpAddr) // serve_http.go: nil when --http-addr is empty
+	if err != nil {
+		lis.Close()
+		return errors.Join(err, closeAll())
+	}
 	var (
 		metricsSrv  *http.Server
 		metricsAddr string
@@ -265,6 +283,7 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		mlis, err := net.Listen("tcp", sf.metricsAddr)
 		if err != nil {
 			lis.Close()
+			_ = web.stop(ctx)
 			return errors.Join(fmt.Errorf("metrics listener: %w", err), closeAll())
 		}
 		mux := http.NewServeMux()
@@ -296,6 +315,9 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		if metricsAddr != "" {
 			serving += fmt.Sprintf(", metrics on http://%s/metrics", metricsAddr)
 		}
+		if web != nil {
+			serving += ", HTTP API on " + web.url
+		}
 		fmt.Fprintf(c.stdout, "%s, data in %s\n", serving, c.dataDir)
 		if c.serveReady != nil {
 			c.serveReady(lis.Addr().String(), metricsAddr)
@@ -317,7 +339,7 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	go func() {
 		requests, cancel := context.WithTimeout(context.Background(), sf.shutdownTimeout/2)
 		defer cancel()
-		stopped <- stopServing(c, srv, serveDone, metricsSrv, metricsDone, node, st, requests)
+		stopped <- stopServing(c, srv, web, serveDone, metricsSrv, metricsDone, node, st, requests)
 	}()
 	timer := time.NewTimer(sf.shutdownTimeout)
 	defer timer.Stop()
@@ -334,12 +356,16 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	return serveErr
 }
 
-// stopServing stops the gRPC server (gracefully until requests ends, then by cancelling what
-// is in flight), the metrics listener, raft, and the store, in that order.
-func stopServing(c *cli, srv *api.Server, serveDone chan error, metricsSrv *http.Server, metricsDone chan error,
+// stopServing stops the gRPC and HTTP servers (gracefully until requests ends, then by
+// cancelling what is in flight), the metrics listener, raft, and the store, in that order.
+func stopServing(c *cli, srv *api.Server, web *httpListener, serveDone chan error, metricsSrv *http.Server, metricsDone chan error,
 	node *raftnode.Node, st *store.Store, requests context.Context) error {
 	var serveErr error
+	webStopped := web.stopAsync(requests) // beside srv.Stop, which ends the streams HTTP waits on
 	srv.Stop(requests)
+	if err := <-webStopped; err != nil { // nil after a stop
+		fmt.Fprintln(c.stderr, "kengen: HTTP serving ended with:", err)
+	}
 	if err := <-serveDone; err != nil { // nil after a stop
 		fmt.Fprintln(c.stderr, "kengen: serving ended with:", err)
 	}
