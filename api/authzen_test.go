@@ -266,7 +266,6 @@ func authzenAgreesOnModel(t *testing.T, e *httpEnv, assertions []validation.Asse
 	}
 }
 
-
 // TestAuthZENPagesResumeAtTheirSnapshot: a search's later pages are read at the first page's
 // revision, so a write between pages neither adds nor drops a result; a fresh search sees
 // it. A token replayed with another limit or another request is refused.
