@@ -448,3 +448,137 @@ func TestHTTPTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPGatewayBulkExpandWatch: the bulk import's upload stream, the export stream, delete,
+// expand, reflection and an open watch over HTTP answer as their gRPC calls do; stopping the
+// servers ends the open watch.
+func TestHTTPGatewayBulkExpandWatch(t *testing.T) {
+	env := startServer(t, Options{})
+	h, err := NewHTTP(env.srv, HTTPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(lis) }()
+	e := &httpEnv{testEnv: env, base: "http://" + lis.Addr().String(), hc: &http.Client{Timeout: 30 * time.Second}}
+	start := e.writeSchema("definition user {}\ndefinition group {\n relation member: user\n}\ndefinition doc {\n relation viewer: user | group#member\n permission view = viewer\n}")
+
+	// The open watch, from before the import.
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	wbody, _ := protojson.Marshal(&v1.WatchRequest{OptionalStartCursor: start})
+	wreq, _ := http.NewRequestWithContext(wctx, http.MethodPost, e.base+"/v1/watch", bytes.NewReader(wbody))
+	wreq.Header.Set("Authorization", "Bearer "+testKey)
+	watched := make(chan *v1.WatchResponse, 16)
+	go func() { // the answer's headers come with the first change: read it aside
+		defer close(watched)
+		wresp, err := http.DefaultClient.Do(wreq)
+		if err != nil {
+			return
+		}
+		defer wresp.Body.Close()
+		sc := bufio.NewScanner(wresp.Body)
+		for sc.Scan() {
+			var line struct{ Result json.RawMessage }
+			m := &v1.WatchResponse{}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && protojson.Unmarshal(line.Result, m) == nil {
+				watched <- m
+			}
+		}
+	}()
+
+	// Import: two request messages in one newline-delimited body.
+	var upload bytes.Buffer
+	for _, batch := range [][]string{{"doc:1#viewer@user:ann", "doc:2#viewer@group:eng#member"}, {"group:eng#member@user:bob"}} {
+		msg := &v1.ImportBulkRelationshipsRequest{}
+		for _, s := range batch {
+			msg.Relationships = append(msg.Relationships, rel(t, s))
+		}
+		b, _ := protojson.Marshal(msg)
+		upload.Write(append(b, '\n'))
+	}
+	resp, b := e.do(t, http.MethodPost, "/v1/relationships/importbulk", testKey, "application/json", upload.Bytes())
+	var imported v1.ImportBulkRelationshipsResponse
+	if resp.StatusCode != 200 || protojson.Unmarshal(b, &imported) != nil || imported.GetNumLoaded() != 3 {
+		t.Fatalf("importbulk: %s %s", resp.Status, b)
+	}
+	if got := e.dump("doc", "group"); len(got) != 3 {
+		t.Fatalf("after the HTTP import the store holds %v", got)
+	}
+
+	exp := &v1.ExportBulkRelationshipsRequest{Consistency: full()}
+	gotX := gatewayStream(t, e, "/v1/relationships/exportbulk", exp, func() *v1.ExportBulkRelationshipsResponse { return &v1.ExportBulkRelationshipsResponse{} })
+	xs, err := e.client.ExportBulkRelationships(ctxT(t), exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalMessages(t, "/v1/relationships/exportbulk", gotX, collect(t, xs.Recv))
+
+	ex := &v1.ExpandPermissionTreeRequest{Consistency: full(), Resource: &v1.ObjectReference{ObjectType: "doc", ObjectId: "2"}, Permission: "view"}
+	var gotE v1.ExpandPermissionTreeResponse
+	e.gateway(t, "/v1/permissions/expand", ex, &gotE)
+	wantE, err := e.client.ExpandPermissionTree(ctxT(t), ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&gotE, wantE) {
+		t.Errorf("/v1/permissions/expand: %v, gRPC %v", &gotE, wantE)
+	}
+
+	var gotRS v1.ReflectSchemaResponse
+	e.gateway(t, "/v1/schema/reflectschema", &v1.ReflectSchemaRequest{Consistency: full()}, &gotRS)
+	wantRS, err := e.client.ReflectSchema(ctxT(t), &v1.ReflectSchemaRequest{Consistency: full()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&gotRS, wantRS) {
+		t.Errorf("/v1/schema/reflectschema: %v, gRPC %v", &gotRS, wantRS)
+	}
+
+	var del v1.DeleteRelationshipsResponse
+	e.gateway(t, "/v1/relationships/delete", &v1.DeleteRelationshipsRequest{RelationshipFilter: &v1.RelationshipFilter{ResourceType: "doc", OptionalResourceId: "1"}}, &del)
+	if got := e.dump("doc"); len(got) != 1 || del.GetDeletedAt().GetToken() == "" {
+		t.Errorf("after the HTTP delete: %v, deleted at %v", got, del.GetDeletedAt())
+	}
+
+	// The watch saw the import and the delete, as gRPC's Watch reports them.
+	gw, err := e.client.Watch(wctx, &v1.WatchRequest{OptionalStartCursor: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		want, err := gw.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-watched:
+			if !proto.Equal(got, want) {
+				t.Errorf("watch response %d: HTTP %v, gRPC %v", i, got, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the HTTP watch sent no response %d", i)
+		}
+	}
+
+	// Stopping ends the open watch; Stop returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { h.Stop(ctx); close(stopped) }()
+	env.srv.Stop(ctx)
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		t.Fatal("the HTTP server did not stop with a watch open")
+	}
+	if err := <-served; err != nil {
+		t.Errorf("HTTP Serve: %v", err)
+	}
+	for range watched { // the stream ends
+	}
+}
