@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -77,6 +78,8 @@ func NewHTTP(srv *Server, opts HTTPOptions) (*HTTPServer, error) {
 	h.http = &http.Server{
 		Handler:           h.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		// net/http's own complaints (a failed TLS handshake) go to the Server's log.
+		ErrorLog: slog.NewLogLogger(srv.log.Handler(), slog.LevelWarn),
 	}
 	if srv.opts.TLS != nil {
 		conf := srv.opts.TLS.Clone()

@@ -75,7 +75,8 @@ func newServeCmd(c *cli) *cobra.Command {
 		Short: "Run a kengen node",
 		Long: `Run a kengen node: the Authzed v1 gRPC API over the data in --data-dir.
 
-With no flags it is a working embedded node on 127.0.0.1. Without --grpc-preshared-key it
+With no flags it is a working embedded node on 127.0.0.1. --http-addr serves SpiceDB's
+HTTP/JSON API and the AuthZEN Authorization API on the same token and TLS (docs/http.md). Without --grpc-preshared-key it
 creates a key on first start, stores it in the data directory (mode 0600) and prints it once;
 client commands on the same machine find it there. Listening on a non-loopback address needs
 --grpc-preshared-key or TLS (--grpc-tls-cert and --grpc-tls-key).
