@@ -33,7 +33,7 @@ type httpEnv struct {
 	hc   *http.Client
 }
 
-func startHTTPEnv(t *testing.T, opts Options, hopts HTTPOptions) *httpEnv {
+func startHTTPEnv(t testing.TB, opts Options, hopts HTTPOptions) *httpEnv {
 	t.Helper()
 	env := startServer(t, opts)
 	h, err := NewHTTP(env.srv, hopts)
