@@ -213,3 +213,47 @@ func TestServeHTTPFlag(t *testing.T) {
 		t.Errorf("a non-loopback --http-addr without key or TLS: %v\n%s", err, out)
 	}
 }
+
+// TestServeHTTPSWithCurl: with --grpc-tls-cert and --grpc-tls-key the HTTP listener serves
+// HTTPS with the same certificate; curl trusting the CA gets answers from both APIs, a token
+// still being required.
+func TestServeHTTPSWithCurl(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("no curl on PATH")
+	}
+	ca := kit.NewCA(t, "kengen http test CA")
+	cert, keyFile := ca.IssueFiles(t, "kengen-http")
+	const key = "https-key"
+	p := startProc(t, "tlsweb", key, "--grpc-tls-cert", cert, "--grpc-tls-key", keyFile)
+	m := httpLine.FindStringSubmatch(p.out.String())
+	if m == nil || !strings.HasPrefix(m[1], "https://") {
+		t.Fatalf("serving line %q: want an https:// HTTP listener", p.out)
+	}
+	do := func(args ...string) string {
+		out, err := exec.Command(curl, append([]string{"-s", "--cacert", ca.File}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	schema := `{"schema": "definition user {}\ndefinition doc {\n relation viewer: user\n permission view = viewer\n}"}`
+	if out := do(m[1]+"/v1/schema/write", "-H", "Authorization: Bearer "+key, "-d", schema); !strings.Contains(out, "writtenAt") {
+		t.Fatalf("schema write over HTTPS: %s", out)
+	}
+	write := `{"updates": [{"operation": "OPERATION_TOUCH", "relationship": {"resource": {"objectType": "doc", "objectId": "1"}, "relation": "viewer", "subject": {"object": {"objectType": "user", "objectId": "ann"}}}}]}`
+	if out := do(m[1]+"/v1/relationships/write", "-H", "Authorization: Bearer "+key, "-d", write); !strings.Contains(out, "writtenAt") {
+		t.Fatalf("relationship write over HTTPS: %s", out)
+	}
+	eval := `{"subject": {"type": "user", "id": "ann"}, "action": {"name": "view"}, "resource": {"type": "doc", "id": "1"}, "context": {"consistency": {"fully_consistent": true}}}`
+	if out := do(m[1]+"/access/v1/evaluation", "-H", "Authorization: Bearer "+key, "-H", "Content-Type: application/json", "-d", eval); strings.TrimSpace(out) != `{"decision":true}` {
+		t.Errorf("evaluation over HTTPS: %s", out)
+	}
+	if out := do("-o", "/dev/null", "-w", "%{http_code}", m[1]+"/access/v1/evaluation", "-H", "Content-Type: application/json", "-d", eval); out != "401" {
+		t.Errorf("evaluation over HTTPS without a token: %s, want 401", out)
+	}
+	plain := "http://" + strings.TrimPrefix(m[1], "https://")
+	if out, err := exec.Command(curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", plain+"/access/v1/evaluation", "-d", eval).CombinedOutput(); err == nil && string(out) == "200" {
+		t.Errorf("plain HTTP to the HTTPS listener answered 200")
+	}
+}
