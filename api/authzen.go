@@ -99,9 +99,10 @@ func (h *HTTPServer) authzenRoute(path string, serve func(*authzenCall) error) h
 		c := &authzenCall{w: w, r: r, id: id}
 		if err := serve(c); err != nil {
 			var bad badRequest
+			var tooLarge bodyTooLargeError
 			switch {
-			case errors.Is(err, errBodyTooLarge):
-				writeTooLarge(w, r, bodyOf(r.Context()).limit)
+			case errors.As(err, &tooLarge):
+				writeTooLarge(w, r, tooLarge.limit)
 			case errors.As(err, &bad):
 				writeAuthZENError(w, http.StatusBadRequest, bad.msg)
 			default:
@@ -157,8 +158,9 @@ func (c *authzenCall) reply(token *v1.ZedToken, body any) error {
 func (c *authzenCall) decode(v any) error {
 	raw, err := io.ReadAll(c.r.Body)
 	if err != nil {
-		if errors.Is(err, errBodyTooLarge) {
-			return errBodyTooLarge
+		var tooLarge bodyTooLargeError
+		if errors.As(err, &tooLarge) {
+			return tooLarge
 		}
 		return badf("reading the request body: %v", err)
 	}

@@ -20,8 +20,13 @@ import (
 // and its size. Everything else (the token, the request's fields) is checked where the gRPC
 // API checks it, so that both wires give the same answer.
 
-// errBodyTooLarge is what reading a body over the limit returns.
-var errBodyTooLarge = errors.New("api: request body too large")
+// bodyTooLargeError is what reading a body past the limit returns. It never leaves the HTTP
+// layer, which answers it with 413: no gRPC code, so no error kind.
+type bodyTooLargeError struct{ limit int64 }
+
+func (e bodyTooLargeError) Error() string {
+	return fmt.Sprintf("api: request body over %d bytes", e.limit)
+}
 
 // bodyKey carries a request's *bodyState.
 type bodyKey struct{}
@@ -38,7 +43,7 @@ func bodyOf(ctx context.Context) *bodyState {
 	return b
 }
 
-// limitedBody is a body that fails with errBodyTooLarge past the limit.
+// limitedBody is a body that fails with bodyTooLargeError past the limit.
 type limitedBody struct {
 	io.ReadCloser // an http.MaxBytesReader
 	state         *bodyState
@@ -49,7 +54,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		b.state.exceeded = true
-		return n, errBodyTooLarge
+		return n, bodyTooLargeError{limit: b.state.limit}
 	}
 	return n, err
 }
