@@ -86,7 +86,7 @@ func (h *HTTPServer) authzenRoute(path string, serve func(*authzenCall) error) h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setRoute(r.Context(), path)
 		id := requestID(metadata.NewIncomingContext(r.Context(), metadata.Pairs(requestIDHeader, r.Header.Get(requestIDHeader))))
-		w.Header().Set(http.CanonicalHeaderKey(requestIDHeader), id)
+		w.Header().Set(requestIDHeader, id)
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			writeAuthZENError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s takes POST with a JSON body, not %s", path, r.Method))

@@ -131,7 +131,7 @@ func writeTooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
 // status JSON. It carries a request id like every other answer.
 func writeEdgeError(w http.ResponseWriter, r *http.Request, httpCode int, code codes.Code, msg string) {
 	id := requestID(metadata.NewIncomingContext(r.Context(), metadata.Pairs(requestIDHeader, r.Header.Get(requestIDHeader))))
-	w.Header().Set(http.CanonicalHeaderKey(requestIDHeader), id)
+	w.Header().Set(requestIDHeader, id)
 	if isAuthZENPath(r.URL.Path) {
 		writeAuthZENError(w, httpCode, msg)
 		return

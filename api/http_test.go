@@ -61,8 +61,15 @@ func startHTTPEnv(t testing.TB, opts Options, hopts HTTPOptions) *httpEnv {
 	return &httpEnv{testEnv: env, base: scheme + "://" + lis.Addr().String(), hc: &http.Client{Timeout: 30 * time.Second}}
 }
 
+// answer is what do keeps of a response, whose body it has read and closed.
+type answer struct {
+	StatusCode int
+	Status     string
+	Header     http.Header
+}
+
 // do sends one request; token "" sends no authorization header.
-func (e *httpEnv) do(t *testing.T, method, path, token, contentType string, body []byte) (*http.Response, []byte) {
+func (e *httpEnv) do(t *testing.T, method, path, token, contentType string, body []byte) (*answer, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctxT(t), method, e.base+path, bytes.NewReader(body))
 	if err != nil {
@@ -83,7 +90,7 @@ func (e *httpEnv) do(t *testing.T, method, path, token, contentType string, body
 	if err != nil {
 		t.Fatalf("%s %s: reading the body: %v", method, path, err)
 	}
-	return resp, b
+	return &answer{StatusCode: resp.StatusCode, Status: resp.Status, Header: resp.Header}, b
 }
 
 // gateway posts req to a SpiceDB HTTP route as a SpiceDB HTTP client does (proto JSON) and

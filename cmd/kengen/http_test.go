@@ -195,7 +195,7 @@ func TestServeHTTPFlag(t *testing.T) {
 		defer resp.Body.Close()
 		var d struct{ Decision *bool }
 		if err := json.NewDecoder(resp.Body).Decode(&d); err != nil || d.Decision == nil || *d.Decision {
-			return fmt.Errorf("%s: decision %v (%v); want false", resp.Status, d.Decision, err)
+			return fmt.Errorf("%s: decision %v (%w); want false", resp.Status, d.Decision, err)
 		}
 		return nil
 	})
