@@ -48,6 +48,9 @@ type HTTPServer struct {
 	metrics  *httpMetrics
 	handler  http.Handler
 	http     *http.Server
+	// tls is whether Serve serves HTTPS, fixed by NewHTTP: net/http may fill in
+	// http.TLSConfig itself once serving (to set up HTTP/2), so that is no test of it.
+	tls bool
 }
 
 // NewHTTP returns the HTTP server of srv, with TLS when srv serves gRPC over TLS, its route
@@ -85,6 +88,7 @@ func NewHTTP(srv *Server, opts HTTPOptions) (*HTTPServer, error) {
 		conf := srv.opts.TLS.Clone()
 		conf.NextProtos = []string{"h2", "http/1.1"}
 		h.http.TLSConfig = conf
+		h.tls = true
 	}
 	return h, nil
 }
@@ -99,13 +103,13 @@ func setDefault64(v *int64, d int64) {
 func (h *HTTPServer) Handler() http.Handler { return h.handler }
 
 // TLS reports whether the listener serves HTTPS (the Server serves gRPC over TLS).
-func (h *HTTPServer) TLS() bool { return h.http.TLSConfig != nil }
+func (h *HTTPServer) TLS() bool { return h.tls }
 
 // Serve accepts HTTP connections on lis (HTTPS when the Server has TLS) until Stop. It
 // returns nil after a Stop.
 func (h *HTTPServer) Serve(lis net.Listener) error {
 	var err error
-	if h.http.TLSConfig != nil {
+	if h.tls {
 		err = h.http.ServeTLS(lis, "", "")
 	} else {
 		err = h.http.Serve(lis)
