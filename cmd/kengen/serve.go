@@ -31,6 +31,7 @@ const (
 	defaultDataDir     = "./kengen-data"
 	defaultGRPCAddr    = "127.0.0.1:50051"
 	defaultMetricsAddr = "127.0.0.1:9090"
+	defaultHTTPAddr    = "127.0.0.1:8443"
 	defaultRaftAddr    = "127.0.0.1:50052"
 	defaultNodeID      = "node1"
 	// keyFile, storeDir and raftDir are the data directory's layout: the generated preshared
@@ -46,6 +47,8 @@ const (
 
 type serveFlags struct {
 	grpcAddr, metricsAddr string
+	httpAddr              string
+	httpAddrSet           bool // --http-addr given: no free port in its place
 	pprof                 bool
 	blockCacheMiB         int64
 	keys                  []string
@@ -73,7 +76,8 @@ func newServeCmd(c *cli) *cobra.Command {
 		Short: "Run a kengen node",
 		Long: `Run a kengen node: the Authzed v1 gRPC API over the data in --data-dir.
 
-With no flags it is a working embedded node on 127.0.0.1. Without --grpc-preshared-key it
+With no flags it is a working embedded node on 127.0.0.1. --http-addr serves SpiceDB's
+HTTP/JSON API and the AuthZEN Authorization API on the same token and TLS (docs/http.md). Without --grpc-preshared-key it
 creates a key on first start, stores it in the data directory (mode 0600) and prints it once;
 client commands on the same machine find it there. Listening on a non-loopback address needs
 --grpc-preshared-key or TLS (--grpc-tls-cert and --grpc-tls-key).
@@ -100,11 +104,13 @@ was not applied). One data directory serves one process: a second one is refused
 first one's pid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			sf.httpAddrSet = cmd.Flags().Changed("http-addr")
 			return serve(cmd.Context(), c, &sf)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&sf.grpcAddr, "grpc-addr", defaultGRPCAddr, "address the gRPC API listens on")
+	f.StringVar(&sf.httpAddr, "http-addr", defaultHTTPAddr, "address of the HTTP listener serving SpiceDB's HTTP/JSON API and the AuthZEN API, with the gRPC port's token and TLS (empty disables it; a free port when --grpc-addr asks for one and this flag is not given)")
 	f.StringVar(&sf.metricsAddr, "metrics-addr", defaultMetricsAddr, "address of the Prometheus /metrics listener (empty disables it)")
 	f.Int64Var(&sf.blockCacheMiB, "block-cache-mib", store.DefaultCacheSize>>20, "Pebble's block cache in MiB: reads that miss it go to the files")
 	f.BoolVar(&sf.pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics listener")
@@ -161,6 +167,14 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		if tlsConf == nil { // the other nodes dial this port over TLS, verified by the CA
 			tlsConf = &tls.Config{Certificates: sf.raftTLS.Certificates, MinVersion: tls.VersionTLS12}
 		}
+	}
+	if !sf.httpAddrSet {
+		if _, port, err := net.SplitHostPort(sf.grpcAddr); err == nil && port == "0" {
+			sf.httpAddr = "127.0.0.1:0" // tests and parallel nodes: no fixed port to collide on
+		}
+	}
+	if len(sf.keys) == 0 && tlsConf == nil && sf.httpAddr != "" && !isLoopback(sf.httpAddr) {
+		return fmt.Errorf("refusing to serve HTTP on %s, which is not a loopback address, without a preshared key or TLS: add --grpc-preshared-key KEY (and --grpc-tls-cert FILE --grpc-tls-key FILE to encrypt the traffic), or listen on 127.0.0.1", sf.httpAddr)
 	}
 	if len(sf.keys) == 0 && tlsConf == nil && !isLoopback(sf.grpcAddr) {
 		return fmt.Errorf("refusing to serve on %s, which is not a loopback address, without a preshared key or TLS: add --grpc-preshared-key KEY (and --grpc-tls-cert FILE --grpc-tls-key FILE to encrypt the traffic), or listen on 127.0.0.1", sf.grpcAddr)
@@ -259,6 +273,11 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		return errors.Join(err, closeAll())
 	}
 	srv.RegisterService(&raftnode.ServiceDesc, node)
+	web, err := startHTTP(srv, sf.httpAddr) // serve_http.go: nil when --http-addr is empty
+	if err != nil {
+		lis.Close()
+		return errors.Join(err, closeAll())
+	}
 	var (
 		metricsSrv  *http.Server
 		metricsAddr string
@@ -268,6 +287,7 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		mlis, err := net.Listen("tcp", sf.metricsAddr)
 		if err != nil {
 			lis.Close()
+			_ = web.stop(ctx)
 			return errors.Join(fmt.Errorf("metrics listener: %w", err), closeAll())
 		}
 		mux := http.NewServeMux()
@@ -299,6 +319,9 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 		if metricsAddr != "" {
 			serving += fmt.Sprintf(", metrics on http://%s/metrics", metricsAddr)
 		}
+		if web != nil {
+			serving += ", HTTP API on " + web.url
+		}
 		fmt.Fprintf(c.stdout, "%s, data in %s\n", serving, c.dataDir)
 		if c.serveReady != nil {
 			c.serveReady(lis.Addr().String(), metricsAddr)
@@ -320,7 +343,7 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	go func() {
 		requests, cancel := context.WithTimeout(context.Background(), sf.shutdownTimeout/2)
 		defer cancel()
-		stopped <- stopServing(c, srv, serveDone, metricsSrv, metricsDone, node, st, requests)
+		stopped <- stopServing(c, srv, web, serveDone, metricsSrv, metricsDone, node, st, requests)
 	}()
 	timer := time.NewTimer(sf.shutdownTimeout)
 	defer timer.Stop()
@@ -337,12 +360,16 @@ func serve(ctx context.Context, c *cli, sf *serveFlags) error {
 	return serveErr
 }
 
-// stopServing stops the gRPC server (gracefully until requests ends, then by cancelling what
-// is in flight), the metrics listener, raft, and the store, in that order.
-func stopServing(c *cli, srv *api.Server, serveDone chan error, metricsSrv *http.Server, metricsDone chan error,
+// stopServing stops the gRPC and HTTP servers (gracefully until requests ends, then by
+// cancelling what is in flight), the metrics listener, raft, and the store, in that order.
+func stopServing(c *cli, srv *api.Server, web *httpListener, serveDone chan error, metricsSrv *http.Server, metricsDone chan error,
 	node *raftnode.Node, st *store.Store, requests context.Context) error {
 	var serveErr error
+	webStopped := web.stopAsync(requests) // beside srv.Stop, which ends the streams HTTP waits on
 	srv.Stop(requests)
+	if err := <-webStopped; err != nil { // nil after a stop
+		fmt.Fprintln(c.stderr, "kengen: HTTP serving ended with:", err)
+	}
 	if err := <-serveDone; err != nil { // nil after a stop
 		fmt.Fprintln(c.stderr, "kengen: serving ended with:", err)
 	}
