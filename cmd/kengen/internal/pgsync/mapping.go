@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -119,6 +120,10 @@ func (p *mappingParser) parse(data []byte) *Mapping {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			p.errorf(nil, "the mapping file is empty: it needs a tables list")
+			return nil
+		}
 		var te *yaml.TypeError
 		line := 1
 		if errors.As(err, &te) && len(te.Errors) > 0 {
