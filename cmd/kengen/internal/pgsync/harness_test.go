@@ -88,7 +88,7 @@ tables:
 // kengen is an Authzed endpoint: the real api server over a real store on disk, on a real
 // listener; restart stops it and serves the same directory on the same address again.
 type kengen struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	addr   string
 	mu     sync.Mutex
@@ -98,7 +98,7 @@ type kengen struct {
 	client *authzed.Client
 }
 
-func startKengen(t *testing.T) *kengen {
+func startKengen(t testing.TB) *kengen {
 	t.Helper()
 	k := &kengen{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
 	k.serve()
@@ -151,7 +151,7 @@ func (k *kengen) stop() {
 }
 
 // relationships is every relationship kengen holds of the deal, organization types, sorted.
-func (k *kengen) relationships(t *testing.T) []string {
+func (k *kengen) relationships(t testing.TB) []string {
 	t.Helper()
 	var out []string
 	for _, typ := range []string{"deal", "organization"} {
@@ -178,7 +178,7 @@ func (k *kengen) relationships(t *testing.T) []string {
 }
 
 // can asks whether user has permission on deal at a revision at least as fresh as token.
-func (k *kengen) can(t *testing.T, token *v1.ZedToken, deal, perm, user string) bool {
+func (k *kengen) can(t testing.TB, token *v1.ZedToken, deal, perm, user string) bool {
 	t.Helper()
 	resp, err := k.client.CheckPermission(context.Background(), &v1.CheckPermissionRequest{
 		Consistency: &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: token}},
@@ -194,7 +194,7 @@ func (k *kengen) can(t *testing.T, token *v1.ZedToken, deal, perm, user string) 
 
 // crm is one test's database with the ProSales tables and a mapping over them.
 type crm struct {
-	t       *testing.T
+	t       testing.TB
 	conn    string
 	db      *pgx.Conn
 	mapping *Mapping
@@ -203,7 +203,7 @@ type crm struct {
 	logs    *testWriter
 }
 
-func newCRM(t *testing.T) *crm {
+func newCRM(t testing.TB) *crm {
 	t.Helper()
 	pg := pgtest.Shared(t)
 	name, conn := pg.NewDatabase(t)
@@ -281,7 +281,7 @@ func (c *crm) start(opts Options, hook func(*Syncer)) *running {
 }
 
 // wait blocks until kengen holds every change committed so far and returns the token.
-func (r *running) wait(t *testing.T) *v1.ZedToken {
+func (r *running) wait(t testing.TB) *v1.ZedToken {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -305,7 +305,7 @@ func (r *running) wait(t *testing.T) *v1.ZedToken {
 }
 
 // end waits for Run to return on its own and gives its error.
-func (r *running) end(t *testing.T) error {
+func (r *running) end(t testing.TB) error {
 	t.Helper()
 	select {
 	case err := <-r.done:
@@ -338,7 +338,7 @@ func (c *crm) agree(k *kengen) {
 
 type testWriter struct {
 	mu sync.Mutex
-	t  *testing.T
+	t  testing.TB
 	b  strings.Builder
 }
 
