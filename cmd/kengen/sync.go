@@ -91,6 +91,7 @@ difference instead (exit 1 when there is one).`,
 				defer srv.Close()
 				fmt.Fprintf(c.stderr, "kengen sync: metrics and /zedtoken on http://%s\n", ln.Addr())
 			}
+			defer s.Close()
 			return s.Run(cmd.Context())
 		},
 	}

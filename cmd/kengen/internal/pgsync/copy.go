@@ -155,6 +155,11 @@ func (s *Syncer) reconcile(ctx context.Context, tx pgx.Tx) (*v1.ZedToken, error)
 			token = t
 		}
 		s.metrics.changes.Add(float64(len(part)))
+		if s.afterCopyPart != nil {
+			if err := s.afterCopyPart(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return token, nil
 }

@@ -276,7 +276,7 @@ func (c *crm) start(opts Options, hook func(*Syncer)) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{s: s, reg: reg, stop: cancel, done: make(chan error, 1)}
 	go func() { r.done <- s.Run(ctx) }()
-	c.t.Cleanup(func() { cancel(); <-r.done })
+	c.t.Cleanup(func() { cancel(); <-r.done; s.Close() })
 	return r
 }
 

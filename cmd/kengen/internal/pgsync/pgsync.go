@@ -9,7 +9,8 @@
 // endpoint acknowledged, so a crash anywhere replays without loss; replay is harmless (see
 // state). Syncer.WaitFor gives a ZedToken that covers a WAL position, for read-your-writes.
 //
-// This file is the front door: Options, Syncer, New, Run, WaitFor, WaitForCurrent, Check.
+// This file is the front door: Options, Syncer, New, Run, WaitFor, WaitForCurrent, Close,
+// Check.
 package pgsync
 
 import (
@@ -71,6 +72,8 @@ type Syncer struct {
 	// afterWrite, when set (tests), runs after the endpoint acknowledged a transaction and
 	// before anything records it; an error ends Run there, as a crash would.
 	afterWrite func(end pglogrepl.LSN) error
+	// afterCopyPart, when set (tests), runs after each write of the initial copy.
+	afterCopyPart func() error
 
 	mu struct {
 		sync.Mutex
@@ -80,6 +83,11 @@ type Syncer struct {
 		running bool
 	}
 	poke chan struct{} // asks the stream for a fresh position from the server
+
+	lsnConn struct {
+		sync.Mutex
+		conn *pgx.Conn
+	}
 }
 
 // New checks opts and returns a Syncer; Run starts it.
@@ -146,17 +154,43 @@ func (s *Syncer) WaitFor(ctx context.Context, lsn pglogrepl.LSN) (*v1.ZedToken, 
 // WaitForCurrent is WaitFor at the database's current WAL position: called after a
 // transaction committed, its answer covers that transaction.
 func (s *Syncer) WaitForCurrent(ctx context.Context) (pglogrepl.LSN, *v1.ZedToken, error) {
-	conn, err := pgx.Connect(ctx, s.opts.ConnString)
+	lsn, err := s.currentLSN(ctx)
 	if err != nil {
-		return 0, nil, fmt.Errorf("pgsync: connecting to the database: %w", err)
-	}
-	defer conn.Close(context.Background())
-	var lsn pglogrepl.LSN
-	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()").Scan(&lsn); err != nil {
-		return 0, nil, fmt.Errorf("pgsync: reading the WAL position: %w", err)
+		return 0, nil, err
 	}
 	token, err := s.WaitFor(ctx, lsn)
 	return lsn, token, err
+}
+
+// currentLSN reads pg_current_wal_lsn() on a connection kept for it (reopened after an
+// error), so that a waiter costs one query.
+func (s *Syncer) currentLSN(ctx context.Context) (pglogrepl.LSN, error) {
+	s.lsnConn.Lock()
+	defer s.lsnConn.Unlock()
+	if s.lsnConn.conn == nil {
+		conn, err := pgx.Connect(ctx, s.opts.ConnString)
+		if err != nil {
+			return 0, fmt.Errorf("pgsync: connecting to the database: %w", err)
+		}
+		s.lsnConn.conn = conn
+	}
+	var lsn pglogrepl.LSN
+	if err := s.lsnConn.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()").Scan(&lsn); err != nil {
+		s.lsnConn.conn.Close(context.Background())
+		s.lsnConn.conn = nil
+		return 0, fmt.Errorf("pgsync: reading the WAL position: %w", err)
+	}
+	return lsn, nil
+}
+
+// Close releases the connection WaitForCurrent keeps.
+func (s *Syncer) Close() {
+	s.lsnConn.Lock()
+	defer s.lsnConn.Unlock()
+	if s.lsnConn.conn != nil {
+		s.lsnConn.conn.Close(context.Background())
+		s.lsnConn.conn = nil
+	}
 }
 
 // Position is the WAL position up to which every change is in kengen, and its token.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -162,13 +163,12 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st state) erro
 	}()
 	nextStatus := time.Now().Add(s.opts.StatusInterval)
 	nextProgress := time.Now().Add(s.opts.ProgressInterval)
+	var poked atomic.Bool
 	for {
-		select {
-		case <-s.poke:
+		if poked.Swap(false) {
 			if err := confirm(true); err != nil {
 				return fmt.Errorf("pgsync: confirming progress: %w", err)
 			}
-		default:
 		}
 		if now := time.Now(); !now.Before(nextStatus) {
 			if err := confirm(false); err != nil {
@@ -181,15 +181,30 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st state) erro
 				nextProgress = now.Add(s.opts.ProgressInterval)
 			}
 		}
-		wait := min(time.Until(nextStatus), 100*time.Millisecond)
-		rctx, cancel := context.WithTimeout(ctx, wait)
+		// A waiter's poke ends the receive at once, so that its position is asked for now.
+		rctx, cancel := context.WithTimeout(ctx, time.Until(nextStatus))
+		received := make(chan struct{})
+		go func() {
+			select {
+			case <-s.poke:
+				poked.Store(true)
+				cancel()
+			case <-received:
+			}
+		}()
 		msg, err := repl.ReceiveMessage(rctx)
+		close(received)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if pgconn.Timeout(err) {
+			// A timeout (the status interval) or a poke's cancellation leaves the connection
+			// usable.
+			if pgconn.Timeout(err) || errors.Is(err, context.Canceled) {
+				if repl.IsClosed() {
+					return fmt.Errorf("pgsync: replication stream: %w", err)
+				}
 				continue
 			}
 			return fmt.Errorf("pgsync: replication stream: %w", err)
