@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -88,7 +89,7 @@ difference instead (exit 1 when there is one).`,
 				mux.HandleFunc("/zedtoken", func(w http.ResponseWriter, r *http.Request) { serveZedToken(s, w, r) })
 				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 				go func() { _ = srv.Serve(ln) }()
-				defer srv.Close()
+				defer func() { _ = srv.Close() }()
 				fmt.Fprintf(c.stderr, "kengen sync: metrics and /zedtoken on http://%s\n", ln.Addr())
 			}
 			defer s.Close()
@@ -137,10 +138,10 @@ func serveZedToken(s *pgsync.Syncer, w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	var (
-		lsn pglogrepl.LSN
-		err error
+		lsn   pglogrepl.LSN
+		token *v1.ZedToken
+		err   error
 	)
-	var token interface{ GetToken() string }
 	if q := r.URL.Query().Get("lsn"); q != "" {
 		if lsn, err = pglogrepl.ParseLSN(q); err != nil {
 			http.Error(w, "lsn: "+err.Error(), http.StatusBadRequest)

@@ -118,8 +118,11 @@ func (m *Mapping) ensurePublication(ctx context.Context, conn *pgx.Conn) error {
 // slotExists says whether the replication slot is there, and refuses a slot of another
 // plugin or database.
 func slotExists(ctx context.Context, conn *pgx.Conn, slot string) (bool, error) {
-	var plugin, db string
-	err := conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&plugin, &db)
+	var (
+		plugin, db string
+		pid        *int32
+	)
+	err := conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), active_pid FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&plugin, &db, &pid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -132,6 +135,9 @@ func slotExists(ctx context.Context, conn *pgx.Conn, slot string) (bool, error) 
 	}
 	if plugin != "pgoutput" || db != cur {
 		return false, fmt.Errorf("pgsync: replication slot %s belongs to plugin %q on database %q, not pgoutput on %q: name another slot in the mapping", slot, plugin, db, cur)
+	}
+	if pid != nil {
+		return false, fmt.Errorf("%w: replication slot %s is in use by server process %d (another kengen sync?)", ErrSlotInUse, slot, *pid)
 	}
 	return true, nil
 }

@@ -12,6 +12,8 @@ var (
 	ErrRefused = errors.New("pgsync: change refused by the endpoint")
 	// ErrState is a state file that cannot be read or does not belong to this slot.
 	ErrState = errors.New("pgsync: bad state file")
+	// ErrSlotInUse is a replication slot another connection is streaming from.
+	ErrSlotInUse = errors.New("pgsync: replication slot in use")
 	// ErrDiverged is a --check that found relationships differing from the rows.
 	ErrDiverged = errors.New("pgsync: relationships differ from the database")
 )

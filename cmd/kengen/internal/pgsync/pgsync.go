@@ -72,6 +72,8 @@ type Syncer struct {
 	// afterWrite, when set (tests), runs after the endpoint acknowledged a transaction and
 	// before anything records it; an error ends Run there, as a crash would.
 	afterWrite func(end pglogrepl.LSN) error
+	// slotWait is how long a start waits for the slot to be released by a sync that ended.
+	slotWait time.Duration
 	// afterCopyPart, when set (tests), runs after each write of the initial copy.
 	afterCopyPart func() error
 
@@ -111,7 +113,7 @@ func New(opts Options) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Syncer{opts: opts, mapping: opts.Mapping, client: opts.Client, metrics: m, log: opts.Logger, poke: make(chan struct{}, 1)}
+	s := &Syncer{opts: opts, mapping: opts.Mapping, client: opts.Client, metrics: m, log: opts.Logger, poke: make(chan struct{}, 1), slotWait: 15 * time.Second}
 	s.sink = &sink{client: opts.Client, skip: opts.SkipRefused, maxUpdates: opts.MaxUpdates, log: opts.Logger, metrics: m}
 	s.mu.changed = make(chan struct{})
 	return s, nil
@@ -122,7 +124,7 @@ func New(opts Options) (*Syncer, error) {
 // lost connection. Running it again resumes where kengen's acknowledged writes end.
 func (s *Syncer) Run(ctx context.Context) error {
 	err := s.run(ctx)
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ctx.Err()) || pgconnClosed(err)) {
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return nil
 	}
 	return err
@@ -176,7 +178,7 @@ func (s *Syncer) currentLSN(ctx context.Context) (pglogrepl.LSN, error) {
 	}
 	var lsn pglogrepl.LSN
 	if err := s.lsnConn.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()").Scan(&lsn); err != nil {
-		s.lsnConn.conn.Close(context.Background())
+		_ = s.lsnConn.conn.Close(context.Background())
 		s.lsnConn.conn = nil
 		return 0, fmt.Errorf("pgsync: reading the WAL position: %w", err)
 	}
@@ -188,7 +190,7 @@ func (s *Syncer) Close() {
 	s.lsnConn.Lock()
 	defer s.lsnConn.Unlock()
 	if s.lsnConn.conn != nil {
-		s.lsnConn.conn.Close(context.Background())
+		_ = s.lsnConn.conn.Close(context.Background())
 		s.lsnConn.conn = nil
 	}
 }
@@ -211,7 +213,7 @@ func Check(ctx context.Context, opts Options) ([]Difference, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgsync: connecting to the database: %w", err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	if err := s.mapping.resolve(ctx, conn, opts.MappingFile); err != nil {
 		return nil, err
 	}

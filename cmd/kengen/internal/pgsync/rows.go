@@ -64,38 +64,38 @@ func (t *Table) relationships(r row) ([]change, error) {
 	return out, nil
 }
 
-func (rule *Rule) apply(r row) (*v1.Relationship, bool, error) {
-	resID, ok := rule.ResourceID.fill(r)
+func (r *Rule) apply(rw row) (*v1.Relationship, bool, error) {
+	resID, ok := r.ResourceID.fill(rw)
 	if !ok {
 		return nil, false, nil
 	}
-	subID, ok := rule.SubjectID.fill(r)
+	subID, ok := r.SubjectID.fill(rw)
 	if !ok {
 		return nil, false, nil
 	}
 	rel := &v1.Relationship{
-		Resource: &v1.ObjectReference{ObjectType: rule.ResourceType, ObjectId: resID},
-		Relation: rule.Relation,
-		Subject:  &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: rule.SubjectType, ObjectId: subID}, OptionalRelation: rule.SubjectRel},
+		Resource: &v1.ObjectReference{ObjectType: r.ResourceType, ObjectId: resID},
+		Relation: r.Relation,
+		Subject:  &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: r.SubjectType, ObjectId: subID}, OptionalRelation: r.SubjectRel},
 	}
-	if rule.Caveat != "" {
-		c := &v1.ContextualizedCaveat{CaveatName: rule.Caveat}
-		if rule.CaveatContext != "" {
-			if v := r[rule.CaveatContext]; v != nil {
+	if r.Caveat != "" {
+		c := &v1.ContextualizedCaveat{CaveatName: r.Caveat}
+		if r.CaveatContext != "" {
+			if v := rw[r.CaveatContext]; v != nil {
 				ctx := &structpb.Struct{}
 				if err := ctx.UnmarshalJSON([]byte(*v)); err != nil {
-					return nil, false, fmt.Errorf("caveat_context column %s is not a JSON object: %w", rule.CaveatContext, err)
+					return nil, false, fmt.Errorf("caveat_context column %s is not a JSON object: %w", r.CaveatContext, err)
 				}
 				c.Context = ctx
 			}
 		}
 		rel.OptionalCaveat = c
 	}
-	if rule.Expiration != "" {
-		if v := r[rule.Expiration]; v != nil {
+	if r.Expiration != "" {
+		if v := rw[r.Expiration]; v != nil {
 			at, err := parseTimestamp(*v)
 			if err != nil {
-				return nil, false, fmt.Errorf("expiration column %s: %w", rule.Expiration, err)
+				return nil, false, fmt.Errorf("expiration column %s: %w", r.Expiration, err)
 			}
 			rel.OptionalExpiresAt = timestamppb.New(at)
 		}

@@ -64,7 +64,7 @@ func (s *state) save(path string) error {
 	if err != nil {
 		return fmt.Errorf("pgsync: saving state: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }() // gone after the rename
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
 		return fmt.Errorf("pgsync: saving state: %w", err)

@@ -19,7 +19,7 @@ func (s *Syncer) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pgsync: connecting to the database: %w", err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	if err := s.mapping.resolve(ctx, conn, s.opts.MappingFile); err != nil {
 		return err
 	}
@@ -30,7 +30,19 @@ func (s *Syncer) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	exists, err := slotExists(ctx, conn, s.mapping.Slot)
+	// A sync that was just killed leaves its server process for a moment: wait for it.
+	var exists bool
+	for deadline := time.Now().Add(s.slotWait); ; {
+		exists, err = slotExists(ctx, conn, s.mapping.Slot)
+		if !errors.Is(err, ErrSlotInUse) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -38,13 +50,24 @@ func (s *Syncer) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer repl.Close(context.Background())
+	defer func() { _ = repl.Close(context.Background()) }()
 
 	fp := s.mapping.fingerprint()
-	if s.opts.Recopy || !exists || !st.Copied || st.Slot != s.mapping.Slot || st.Fingerprint != fp {
+	reason := copyReason(s.opts.Recopy, st, s.mapping.Slot, fp)
+	if exists && reason == "" {
+		// The slot confirms only what the state file recorded, so a slot past the file
+		// means the file is older than the slot (restored, or another sync's).
+		var confirmed pglogrepl.LSN
+		if err := conn.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn, '0/0') FROM pg_replication_slots WHERE slot_name = $1`, s.mapping.Slot).Scan(&confirmed); err != nil {
+			return fmt.Errorf("pgsync: reading replication slot %s: %w", s.mapping.Slot, err)
+		}
+		if confirmed > st.lsn() {
+			reason = fmt.Sprintf("the slot is at %s, past the state file's %s", confirmed, st.Position)
+		}
+	}
+	if !exists || reason != "" {
 		if exists {
-			s.log.Info("sync: dropping the replication slot to copy anew", "slot", s.mapping.Slot,
-				"reason", copyReason(s.opts.Recopy, st, s.mapping.Slot, fp))
+			s.log.Info("sync: dropping the replication slot to copy anew", "slot", s.mapping.Slot, "reason", reason)
 			if err := pglogrepl.DropReplicationSlot(ctx, repl, s.mapping.Slot, pglogrepl.DropReplicationSlotOptions{Wait: true}); err != nil {
 				return fmt.Errorf("pgsync: dropping replication slot %s: %w", s.mapping.Slot, err)
 			}
@@ -71,10 +94,12 @@ func copyReason(recopy bool, st state, slot, fp string) string {
 	switch {
 	case recopy:
 		return "--recopy"
-	case !st.Copied || st.Slot != slot:
-		return "the state file records no finished copy for this slot"
+	case st.Slot != slot:
+		return "the state file records no copy for this slot"
 	case st.Fingerprint != fp:
 		return "the mapping changed since the copy"
+	case !st.Copied:
+		return "the copy did not finish"
 	}
 	return ""
 }
@@ -224,8 +249,4 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st state) erro
 			}
 		}
 	}
-}
-
-func pgconnClosed(err error) bool {
-	return err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }

@@ -126,7 +126,7 @@ func start() (*Cluster, error) {
 		return nil, err
 	}
 	if out, err := initdb.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	logf, err := os.Create(c.log)
@@ -147,7 +147,7 @@ func start() (*Cluster, error) {
 	for {
 		conn, err := pgx.Connect(context.Background(), c.ConnString("postgres"))
 		if err == nil {
-			conn.Close(context.Background())
+			_ = conn.Close(context.Background())
 			return c, nil
 		}
 		if time.Now().After(deadline) {
@@ -176,7 +176,7 @@ func (c *Cluster) NewDatabase(t testing.TB) (name, conn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(context.Background())
+	defer func() { _ = admin.Close(context.Background()) }()
 	if _, err := admin.Exec(context.Background(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func (c *Cluster) NewDatabase(t testing.TB) (name, conn string) {
 		if err != nil {
 			return
 		}
-		defer a.Close(context.Background())
+		defer func() { _ = a.Close(context.Background()) }()
 		_, _ = a.Exec(context.Background(), "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL", name)
 		_, _ = a.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1", name)
 	})
@@ -217,5 +217,5 @@ func (c *Cluster) Stop() {
 			<-done
 		}
 	}
-	os.RemoveAll(c.dir)
+	_ = os.RemoveAll(c.dir)
 }
