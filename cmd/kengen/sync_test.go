@@ -90,7 +90,8 @@ func TestSyncProcessSIGKILL(t *testing.T) {
 		return p, url
 	}
 
-	// The writer: transactions that add and remove sub assignees and move owners.
+	// The writer: transactions that add and remove sub assignees and move owners, going on
+	// while sync is killed and restarted.
 	var stop atomic.Bool
 	var committed atomic.Int64
 	writerDone := make(chan error, 1)
@@ -119,6 +120,7 @@ func TestSyncProcessSIGKILL(t *testing.T) {
 				return
 			}
 			committed.Add(1)
+			time.Sleep(2 * time.Millisecond) // pacing, so that the kills land while it writes
 		}
 		writerDone <- nil
 	}()

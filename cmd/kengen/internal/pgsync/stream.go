@@ -175,28 +175,36 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st state) erro
 		return fmt.Errorf("pgsync: starting replication from slot %s: %w", s.mapping.Slot, err)
 	}
 	f := &follower{s: s, st: st, relations: map[uint32]*relation{}}
-	confirm := func(reply bool) error {
-		covered, _ := s.Position()
-		return pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: covered, ReplyRequested: reply})
+	// confirm tells PostgreSQL what kengen holds. A position the server's keepalives
+	// advanced (no mapped change below it) is saved first, so the slot is never confirmed
+	// past the state file: a slot past it means a state file older than the slot.
+	confirm := func(ctx context.Context, reply bool) error {
+		covered, token := s.Position()
+		if covered > f.st.lsn() {
+			f.st.Position, f.st.Token = covered.String(), token.GetToken()
+			if err := f.st.save(s.opts.StatePath); err != nil {
+				return err
+			}
+		}
+		return pglogrepl.SendStandbyStatusUpdate(ctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: f.st.lsn(), ReplyRequested: reply})
 	}
 	defer func() {
 		// A clean stop confirms what kengen holds.
-		covered, _ := s.Position()
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = pglogrepl.SendStandbyStatusUpdate(cctx, repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: covered})
+		_ = confirm(cctx, false)
 	}()
 	nextStatus := time.Now().Add(s.opts.StatusInterval)
 	nextProgress := time.Now().Add(s.opts.ProgressInterval)
 	var poked atomic.Bool
 	for {
 		if poked.Swap(false) {
-			if err := confirm(true); err != nil {
+			if err := confirm(ctx, true); err != nil {
 				return fmt.Errorf("pgsync: confirming progress: %w", err)
 			}
 		}
 		if now := time.Now(); !now.Before(nextStatus) {
-			if err := confirm(false); err != nil {
+			if err := confirm(ctx, false); err != nil {
 				return fmt.Errorf("pgsync: confirming progress: %w", err)
 			}
 			nextStatus = now.Add(s.opts.StatusInterval)
@@ -243,7 +251,7 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st state) erro
 			}
 			if f.replyRequested {
 				f.replyRequested = false
-				if err := confirm(false); err != nil {
+				if err := confirm(ctx, false); err != nil {
 					return fmt.Errorf("pgsync: confirming progress: %w", err)
 				}
 			}
