@@ -50,8 +50,14 @@ func TestSyncRefusedChange(t *testing.T) {
 	if k.can(t, tok, "d1", "edit", "u5") {
 		t.Fatal("the refused sub assignee is in kengen")
 	}
-	if got := testutil.ToFloat64(r.s.metrics.refused.WithLabelValues("deal_sub_assignees")); got != 1 {
-		t.Errorf("kengen_sync_refused_total{table=deal_sub_assignees} = %v, want 1", got)
+	// Only the refused change leaves its transaction; the rest is written.
+	c.exec(`INSERT INTO deal_sub_assignees VALUES ('d1', 'sato'), ('d2', 'ito')`)
+	tok = r.wait(t)
+	if !k.can(t, tok, "d2", "edit", "ito") {
+		t.Fatal("the change sharing a transaction with a refused one was dropped too")
+	}
+	if got := testutil.ToFloat64(r.s.metrics.refused.WithLabelValues("deal_sub_assignees")); got != 2 {
+		t.Errorf("kengen_sync_refused_total{table=deal_sub_assignees} = %v, want 2", got)
 	}
 	if !strings.Contains(c.logs.String(), "deal_sub_assignees deal_id=d1 user_id=u5") {
 		t.Errorf("no log line names the skipped row:\n%s", c.logs)
@@ -61,8 +67,8 @@ func TestSyncRefusedChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(diffs) != 1 || !strings.Contains(diffs[0].String(), "deal:d1#sub_assignee@user:u5") || !strings.Contains(diffs[0].String(), "user_id=u5") {
-		t.Fatalf("Check: %v, want the one skipped relationship", diffs)
+	if len(diffs) != 2 || !strings.Contains(diffs[0].String(), "deal:d1#sub_assignee@user:sato") || !strings.Contains(diffs[1].String(), "missing in kengen: deal:d1#sub_assignee@user:u5 (row deal_sub_assignees deal_id=d1 user_id=u5") {
+		t.Fatalf("Check: %v, want the two skipped relationships", diffs)
 	}
 }
 
