@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,7 +138,7 @@ func TestSyncProcessSIGKILL(t *testing.T) {
 	if err := <-writerDone; err != nil {
 		t.Fatalf("writer: %v", err)
 	}
-	_, url := startSync()
+	last, url := startSync()
 	resp, err := http.Get(url + "/zedtoken?timeout=60s")
 	if err != nil {
 		t.Fatal(err)
@@ -150,6 +152,29 @@ func TestSyncProcessSIGKILL(t *testing.T) {
 	code, out, errs := n.kengen(t, nil, append(args[2:], "--check")...)
 	if code != exitOK || !strings.Contains(out, "kengen holds exactly the relationships the rows make") {
 		t.Fatalf("sync --check after %d transactions and 4 SIGKILLs: exit %d\n%s%s", committed.Load(), code, out, errs)
+	}
+	// Its metrics, then SIGTERM: a clean stop, exit 0.
+	resp, err = http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"kengen_sync_transactions_applied_total", "kengen_sync_lag_bytes", "kengen_sync_lag_seconds", "kengen_sync_changes_applied_total"} {
+		if !strings.Contains(string(metrics), "\n"+name+" ") {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if err := last.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-last.exited:
+		if code := last.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("sync exited %d on SIGTERM:\n%s", code, last.out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("sync did not stop on SIGTERM")
 	}
 	// And --check does see a difference when there is one.
 	n.must(t, dir, "relationship", "delete", "deal:1", "organization", "organization:acme")
