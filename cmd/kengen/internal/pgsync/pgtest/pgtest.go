@@ -140,6 +140,11 @@ func start() (*Cluster, error) {
 	if err := asUser(c.cmd, dir); err != nil {
 		return nil, err
 	}
+	// A test binary that dies (a panic, a timeout) takes its server along.
+	if c.cmd.SysProcAttr == nil {
+		c.cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	c.cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := c.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting postgres: %w", err)
 	}
