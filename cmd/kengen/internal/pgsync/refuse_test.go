@@ -151,3 +151,32 @@ func TestMappingAgainstTheDatabase(t *testing.T) {
 		t.Errorf("a bad mapping created a publication (%v)", err)
 	}
 }
+
+// A rule that makes a subject type the schema does not allow is refused in the initial copy
+// too, naming the row and the rule.
+func TestSyncRefusedTypeInCopy(t *testing.T) {
+	c := newCRM(t)
+	c.seed()
+	k := startKengen(t)
+	text := "slot: " + c.mapping.Slot + "\npublication: " + c.mapping.Publication + `
+tables:
+  - table: deals
+    relationships:
+      - deal:{id}#owner@organization:{organization_id}
+`
+	m, err := ParseMapping("wrong.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := c.opts(k)
+	opts.Mapping, opts.MappingFile = m, "wrong.yaml"
+	err = c.start(opts, nil).end(t)
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("Run: %v, want ErrRefused", err)
+	}
+	for _, want := range []string{"initial copy", "row deals id=d1", "deal:{id}#owner@organization:{organization_id} (mapping line 6)", "InvalidArgument"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal does not say %q:\n%v", want, err)
+		}
+	}
+}
