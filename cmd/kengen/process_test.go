@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kengen/kengen/api"
+	"github.com/kengen/kengen/cmd/kengen/internal/pgsync/pgtest"
 	"github.com/kengen/kengen/raftnode"
 	kit "github.com/kengen/kengen/raftnode/raftnodetest"
 )
@@ -36,7 +37,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(execMainEnv) == "1" {
 		main() // exits
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
 }
 
 // proc is one `kengen serve` process.

@@ -51,7 +51,7 @@ Client commands find the server with --endpoint or KENGEN_ENDPOINT and the token
 
 	root.AddCommand(newServeCmd(c), newSchemaCmd(c), newRelationshipCmd(c), newCheckCmd(c))
 	root.AddCommand(newValidateCmd(c), newImportCmd(c), newExportCmd(c), newLookupCmd(c))
-	root.AddCommand(newBenchCmd(c))
+	root.AddCommand(newBenchCmd(c), newSyncCmd(c))
 	root.AddCommand(newClusterCmd(c), newRepairCmd(c), newVersionCmd(c))
 	return root
 }
