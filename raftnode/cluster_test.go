@@ -370,13 +370,24 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 	stoppedAt := follower.st.Revision()
 	follower.stop()
 
+	// Two of three nodes are up, so a loaded machine can cost the leader its 100 ms lease:
+	// a write whose outcome is unknown is tried again (a TOUCH is idempotent), and the leader
+	// whose log must be compacted is whichever leads after the writes.
 	var last store.Result
 	for i := 0; i < 60; i++ {
-		var err error
-		if last, err = write(ctx, l.node, fmt.Sprint(i), "sato"); err != nil {
-			t.Fatal(err)
+		kit.Eventually(t, fmt.Sprintf("write %d", i), func() error {
+			var err error
+			last, err = write(ctx, l.node, fmt.Sprint(i), "sato")
+			return err
+		})
+	}
+	var up []*testNode
+	for _, tn := range nodes {
+		if tn != follower {
+			up = append(up, tn)
 		}
 	}
+	l = leader(t, up)
 	if err := l.node.Snapshot(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
