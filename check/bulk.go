@@ -56,6 +56,11 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 		k := key{req.ResourceType, req.ResourceID, req.Permission,
 			subjectRef{req.SubjectType, req.SubjectID, normaliseRelation(req.SubjectRelation)}}
 		o, err := w.check(k, 0)
+		if err == nil && o.m == unresolved {
+			err = fmt.Errorf("%w: checking %s for %s: %s, which decides the answer (SpiceDB follows such a cycle to its depth limit and fails)",
+				ErrMaxDepth, k.object(), k.subject, o.why)
+			o = outcome{}
+		}
 		if c.observe != nil {
 			c.observe(Observation{ResourceType: req.ResourceType, Permission: req.Permission, Membership: o.m, Err: err,
 				Subproblems: int(w.stats.subproblems.Load()), MemoHits: int(w.stats.memoHits.Load()),

@@ -29,6 +29,8 @@ func (m Membership) String() string {
 		return "has permission"
 	case ConditionalPermission:
 		return "conditional"
+	case unresolved:
+		return "unresolved (a cycle decides it)"
 	default:
 		return "no permission"
 	}
