@@ -14,7 +14,8 @@ import (
 // checkBulk groups the requests by caveat context (sub-problems may only be shared between
 // items that supply the same context), and evaluates each group with one memo, on up to
 // Options.Concurrency goroutines.
-func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request) []BulkResult {
+// A failing item calls onErr, when set.
+func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request, onErr func()) []BulkResult {
 	results := make([]BulkResult, len(reqs))
 	sch := r.Schema()
 	if sch == nil {
@@ -70,6 +71,9 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 		}
 		if err != nil {
 			results[i].Err = err
+			if onErr != nil {
+				onErr()
+			}
 			return
 		}
 		results[i].Result = Result{Membership: o.m, MissingParams: o.missing, Explanation: o.exp}

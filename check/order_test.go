@@ -91,7 +91,8 @@ func (os *orderSeed) refusals() int {
 // relation, nested and cyclic groups) and data with cycles, and asks every question in
 // several orders and ways: one CheckBulk in a shuffled order, on one goroutine and on four;
 // Checks one after another on a Checker whose cache keeps earlier answers; with and without
-// the Leopard index. Each must give the reference answer, refusals included.
+// the Leopard index. Each must give the reference answer, refusals included; and Expand
+// refuses every permission whose answer a cycle decides.
 func TestAnswersDoNotDependOnOrder(t *testing.T) {
 	seeds := 200
 	if testing.Short() {
@@ -121,6 +122,24 @@ func TestAnswersDoNotDependOnOrder(t *testing.T) {
 				if got := answerOf(t, res[i].Result, res[i].Err); got != os.want[j] {
 					os.fail(t, "%s: %v: got %v, Check alone says %v", v.name, reqs[i], got, os.want[j])
 				}
+			}
+		}
+		// Expand meets the cycles Check meets (this schema's only userset leaves are group
+		// members, which lead back to no permission): where it builds a tree, no Check on
+		// that permission is refused, and where a Check is refused, Expand refuses too.
+		expandRefused := make(map[string]bool)
+		for _, perm := range []string{"perm0", "perm1", "perm2"} {
+			for _, d := range universe("doc", 5) {
+				_, err := check.New(check.Options{}).Expand(context.Background(), os.r, "doc", d, perm)
+				if err != nil && !errors.Is(err, check.ErrMaxDepth) {
+					os.fail(t, "Expand(doc:%s#%s): %v", d, perm, err)
+				}
+				expandRefused["doc:"+d+"#"+perm] = err != nil
+			}
+		}
+		for i, q := range os.questions {
+			if os.want[i].refused && !expandRefused[q.ResourceType+":"+q.ResourceID+"#"+q.Permission] {
+				os.fail(t, "%v is refused, but Expand(%s:%s#%s) builds a tree", q, q.ResourceType, q.ResourceID, q.Permission)
 			}
 		}
 		shared := check.New(check.Options{})
