@@ -12,10 +12,10 @@ import (
 // arrows, as the rewrite does, and stops at the subjects of relations: a userset subject
 // (`group:eng#member`) is a leaf subject, which the caller may expand in turn.
 type expander struct {
-	c      *Checker
-	ctx    context.Context
-	r      *store.Reader
-	sch    *schema.Schema
+	c   *Checker
+	ctx context.Context
+	r   *store.Reader
+	sch *schema.Schema
 	// onPath holds the usersets being expanded, each with how many intersections,
 	// exclusions and .all() arrows the path had entered when it reached them.
 	onPath map[node]int
