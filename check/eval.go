@@ -380,7 +380,7 @@ var intersection = combiner{
 			case o.m == unresolved:
 				why = o.why
 			case o.softAt > 0:
-				why = cycleThrough(k, "an intersection")
+				why = cycleThrough(k, "an intersection or .all() arrow")
 			case o.m == ConditionalPermission:
 				acc.m = ConditionalPermission
 				acc.missing = mergeMissing(acc.missing, o.missing)
