@@ -224,7 +224,9 @@ type FoundResource struct {
 // LookupResources returns every resource of req.ResourceType on which the subject has the
 // permission at the reader's revision, sorted by id, exactly those for which Check answers
 // HasPermission or ConditionalPermission. It walks the reverse index from the subject to the
-// candidates and decides them with the check engine.
+// candidates and decides them with the check engine. Where Check refuses a candidate
+// (ErrMaxDepth: a path past the limit, or a cycle that decides its answer), the lookup fails
+// with that error; so does LookupSubjects.
 func (c *Checker) LookupResources(ctx context.Context, r *store.Reader, req ResourcesRequest) ([]FoundResource, error) {
 	return c.lookupResources(ctx, r, req)
 }
