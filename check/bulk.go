@@ -14,7 +14,8 @@ import (
 // checkBulk groups the requests by caveat context (sub-problems may only be shared between
 // items that supply the same context), and evaluates each group with one memo, on up to
 // Options.Concurrency goroutines.
-func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request) []BulkResult {
+// A failing item calls onErr, when set.
+func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request, onErr func()) []BulkResult {
 	results := make([]BulkResult, len(reqs))
 	sch := r.Schema()
 	if sch == nil {
@@ -56,6 +57,11 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 		k := key{req.ResourceType, req.ResourceID, req.Permission,
 			subjectRef{req.SubjectType, req.SubjectID, normaliseRelation(req.SubjectRelation)}}
 		o, err := w.check(k, 0)
+		if err == nil && o.m == unresolved {
+			err = fmt.Errorf("%w: checking %s for %s: %s, which decides the answer (SpiceDB follows such a cycle to its depth limit and fails)",
+				ErrMaxDepth, k.object(), k.subject, o.why)
+			o = outcome{}
+		}
 		if c.observe != nil {
 			c.observe(Observation{ResourceType: req.ResourceType, Permission: req.Permission, Membership: o.m, Err: err,
 				Subproblems: int(w.stats.subproblems.Load()), MemoHits: int(w.stats.memoHits.Load()),
@@ -65,6 +71,9 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 		}
 		if err != nil {
 			results[i].Err = err
+			if onErr != nil {
+				onErr()
+			}
 			return
 		}
 		results[i].Result = Result{Membership: o.m, MissingParams: o.missing, Explanation: o.exp}

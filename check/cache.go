@@ -97,7 +97,7 @@ func (c *subCache) get(ck cacheKey) (outcome, bool) {
 }
 
 func (c *subCache) put(ck cacheKey, o outcome) {
-	if o.m == ConditionalPermission {
+	if o.m == ConditionalPermission || o.m == unresolved {
 		return
 	}
 	s := c.shard(ck)

@@ -29,6 +29,8 @@ func (m Membership) String() string {
 		return "has permission"
 	case ConditionalPermission:
 		return "conditional"
+	case unresolved:
+		return "unresolved (a cycle decides it)"
 	default:
 		return "no permission"
 	}
@@ -158,7 +160,7 @@ type BulkResult struct {
 // field mask (`view_email`, `edit_cost`, ...) or a list page costs little more than one
 // check. An error in one item does not fail the others.
 func (c *Checker) CheckBulk(ctx context.Context, r *store.Reader, reqs []Request) []BulkResult {
-	return c.checkBulk(ctx, r, reqs)
+	return c.checkBulk(ctx, r, reqs, nil)
 }
 
 // SubjectsRequest asks for every subject that has a permission (or relation) on one resource.
@@ -222,7 +224,9 @@ type FoundResource struct {
 // LookupResources returns every resource of req.ResourceType on which the subject has the
 // permission at the reader's revision, sorted by id, exactly those for which Check answers
 // HasPermission or ConditionalPermission. It walks the reverse index from the subject to the
-// candidates and confirms each with the check engine.
+// candidates and decides them with the check engine. Where Check refuses a candidate
+// (ErrMaxDepth: a path past the limit, or a cycle that decides its answer), the lookup fails
+// with that error; so does LookupSubjects.
 func (c *Checker) LookupResources(ctx context.Context, r *store.Reader, req ResourcesRequest) ([]FoundResource, error) {
 	return c.lookupResources(ctx, r, req)
 }
@@ -262,7 +266,8 @@ type ExpandSubject struct {
 
 // Expand returns the userset tree of the permission (or relation) on the resource at the
 // reader's revision: set operations, computed usersets and arrows followed, relations'
-// subjects as leaves. A cycle in the data ends in an empty leaf.
+// subjects as leaves. A cycle in the data through unions only ends in an empty leaf; one
+// through an intersection, an exclusion or an .all() arrow is ErrMaxDepth.
 func (c *Checker) Expand(ctx context.Context, r *store.Reader, resourceType, resourceID, permission string) (*ExpandNode, error) {
 	return c.expand(ctx, r, resourceType, resourceID, permission)
 }

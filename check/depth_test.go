@@ -16,7 +16,7 @@ import (
 // past it is refused with ErrMaxDepth. A 300-role chain under MaxDepth 100, its top role
 // holding user:boss: without the index every API refuses the bottom and answers near the top;
 // with the index (the bottom's closure complete) Check answers the bottom from it, and so do
-// the lookups, which confirm what their walk reached past the depth with Check. Expand always
+// the lookups, which decide what their walk reached past the depth with Check. Expand always
 // walks, so it refuses the bottom either way.
 func TestDepthRuleAgrees(t *testing.T) {
 	const depth, maxDepth = 300, 100

@@ -8,7 +8,9 @@ import (
 
 // Sentinel errors, wrapped with details and tested with errors.Is.
 var (
-	// ErrMaxDepth is a path longer than Options.MaxDepth; the error names the path.
+	// ErrMaxDepth is a path longer than Options.MaxDepth, or an answer that a cycle in the
+	// data through an intersection or exclusion decides (SpiceDB fails both at its depth
+	// limit); the error names the path or the cycle.
 	ErrMaxDepth = errors.New("check: maximum depth exceeded")
 	// ErrUnknownDefinition is a resource or subject type the schema does not define.
 	ErrUnknownDefinition = errors.New("check: unknown definition")

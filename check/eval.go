@@ -35,14 +35,47 @@ func (k key) object() string { return k.resType + ":" + k.resID + "#" + k.relati
 // noCycle marks an outcome that assumed nothing about the path above it.
 const noCycle = math.MaxInt
 
-// outcome is the three-valued answer to a sub-problem.
+// unresolved is the answer of a sub-problem that depends on a cycle in the data through an
+// intersection, an exclusion or an .all() arrow (see "Cycles" below). It never leaves the
+// package: at the root it becomes ErrMaxDepth.
+const unresolved Membership = -1
+
+// Cycles. Evaluation meets a sub-problem again on its own path when the data holds a cycle
+// (a folder that is its own ancestor, two groups that hold each other). The answer must not
+// depend on where the cycle was entered, nor on which sub-problems an earlier item of a bulk
+// call or an earlier request at the same revision left in the memo and the cache. The rule:
+//
+//   - The sub-problem met again counts as "no" for now: the answer above it is soft, it may
+//     grow once the sub-problem's own answer is known.
+//   - A union takes a soft branch as it is: a cycle through unions (and arrows, usersets,
+//     caveated relationships) adds nothing, and once evaluation unwinds to the sub-problem
+//     met again, the soft answer is final — the least answer, as if the cycle were not there.
+//   - An intersection, an exclusion or an .all() arrow whose answer is not settled by another
+//     branch (a definite "no" in an intersection; a definite "no" base or a "has" subtracted
+//     in an exclusion) turns a soft branch into unresolved, and so does an exclusion whose
+//     base is soft: there the cycle decides the answer, and it has none.
+//   - A union with a "has" branch, or an intersection with a definite "no" one, is settled
+//     whatever an unresolved branch holds. An unresolved root is ErrMaxDepth.
+//
+// This is the answer SpiceDB gives: it follows a cycle until its depth limit and fails there
+// (max depth exceeded), unless another branch settles the operation first. kengen differs in
+// one place, on purpose: a cycle through unions only is cut and answers, where SpiceDB fails.
+
+// outcome is the three-valued answer to a sub-problem (or unresolved).
 type outcome struct {
 	m       Membership
 	missing []string // caveat parameters that left the answer conditional
-	// low is the lowest path position whose sub-problem this answer assumed to be "no"
-	// because evaluation met it again (a cycle in the data). Such an answer is only final
-	// once evaluation has unwound to that position; until then it is not memoised.
+	// low is the lowest path position whose sub-problem this answer's evaluation met again (a
+	// cycle in the data). Such an answer is only final once evaluation has unwound to that
+	// position; until then it is not memoised.
 	low int
+	// softAt, when positive, says that m, "no" or conditional, counted the sub-problem at path
+	// position softAt-1 (or below it) as "no" because evaluation met it again: m may grow once
+	// that sub-problem is answered. "has" and unresolved are never soft. It is at least low+1:
+	// low also counts cycles that a decisive branch made irrelevant.
+	softAt int
+	// why names the cycle of an unresolved answer, for the error at the root.
+	why string
 	// height is how many hops below its own sub-problem the answer's evaluation went (0 for a
 	// relation's own relationships or an answer from the index). A memoised or cached answer
 	// reused h hops from the root stands for a walk to h+height, so the depth rule applies to
@@ -177,7 +210,7 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 		}
 	}
 	if pos, ok := w.onPath[k]; ok {
-		return w.leaf(outcome{m: NoPermission, low: pos}, "cycle", k.object(), ""), nil
+		return w.leaf(outcome{m: NoPermission, low: pos, softAt: pos + 1}, "cycle", k.object(), ""), nil
 	}
 	before := w.stats.subproblems.Add(1)
 	w.stats.reachDepth(hops)
@@ -197,6 +230,10 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	w.path = w.path[:pos]
 	if err != nil {
 		return outcome{}, err
+	}
+	if o.softAt > pos {
+		// The cycles the answer counted as "no" end here: a soft answer is final.
+		o.softAt = 0
 	}
 	if o.low >= pos {
 		o.low = noCycle
@@ -274,57 +311,124 @@ func (w *walker) rewrite(k key, rw *schema.Rewrite, hops int) (outcome, error) {
 	return outcome{}, fmt.Errorf("check: unknown rewrite kind %d", rw.Kind)
 }
 
-// combiner folds the outcomes of a set operation; decisive reports whether an outcome of
-// child i settles the operation whatever the other children say.
+// combiner folds the outcomes of a set operation; decisive reports whether child i's outcome,
+// just recorded in outs[i], settles the operation with the children done so far, whatever the
+// others say (cycles included). Children may finish in any order.
+type decider func(i int, outs []outcome, done []bool) bool
+
 type combiner struct {
-	decisive func(i int, o outcome) bool
-	fold     func(outs []outcome, done []bool) outcome
+	decisive decider
+	fold     func(k *key, outs []outcome, done []bool) outcome
 }
 
-var union = combiner{
-	decisive: func(_ int, o outcome) bool { return o.m == HasPermission },
-	fold:     func(outs []outcome, done []bool) outcome { return foldUntil(outs, done, NoPermission, HasPermission) },
-}
+// definiteNo is a "no" that no cycle can turn into anything else.
+func definiteNo(o outcome) bool { return o.m == NoPermission && o.softAt == 0 }
 
-var intersection = combiner{
-	decisive: func(_ int, o outcome) bool { return o.m == NoPermission },
-	fold:     func(outs []outcome, done []bool) outcome { return foldUntil(outs, done, HasPermission, NoPermission) },
-}
-
-// foldUntil folds a union (identity no, absorbing has) or an intersection (identity has,
-// absorbing no) in Kleene's three-valued logic: the absorbing answer settles it, and any
-// conditional child leaves a non-absorbed result conditional.
-func foldUntil(outs []outcome, done []bool, identity, absorbing Membership) outcome {
-	acc := outcome{m: identity, low: noCycle}
-	for i, o := range outs {
-		if !done[i] {
-			continue
-		}
-		acc.low = min(acc.low, o.low)
-		acc.height = max(acc.height, o.height)
-		switch o.m {
-		case absorbing:
-			return outcome{m: absorbing, low: acc.low, height: acc.height}
-		case ConditionalPermission:
-			acc.m = ConditionalPermission
-			acc.missing = mergeMissing(acc.missing, o.missing)
-		}
+// softer is the softAt of an answer that counted both a and b as "no".
+func softer(a, b int) int {
+	if a == 0 || (b != 0 && b < a) {
+		return b
 	}
-	return acc
+	return a
 }
 
-var exclusion = combiner{
-	decisive: func(i int, o outcome) bool {
-		return (i == 0 && o.m == NoPermission) || (i > 0 && o.m == HasPermission)
-	},
-	fold: func(outs []outcome, done []bool) outcome {
+// union is "any": Kleene's three-valued or, a "has" settling it. A soft branch leaves a
+// result short of "has" soft; an unresolved one leaves it unresolved.
+var union = combiner{
+	decisive: func(i int, outs []outcome, _ []bool) bool { return outs[i].m == HasPermission },
+	fold: func(_ *key, outs []outcome, done []bool) outcome {
 		acc := outcome{m: NoPermission, low: noCycle}
-		if done[0] {
-			acc = outcome{m: outs[0].m, missing: outs[0].missing, low: outs[0].low, height: outs[0].height}
-			if acc.m == NoPermission {
-				return acc
+		var why string
+		for i, o := range outs {
+			if !done[i] {
+				continue
+			}
+			acc.low = min(acc.low, o.low)
+			acc.height = max(acc.height, o.height)
+			switch o.m {
+			case HasPermission:
+				return outcome{m: HasPermission, low: acc.low, height: acc.height}
+			case unresolved:
+				why = o.why
+			case ConditionalPermission:
+				acc.m = ConditionalPermission
+				acc.missing = mergeMissing(acc.missing, o.missing)
+			}
+			acc.softAt = softer(acc.softAt, o.softAt)
+		}
+		if why != "" {
+			return outcome{m: unresolved, low: acc.low, height: acc.height, why: why}
+		}
+		return acc
+	},
+}
+
+// intersection is "all": Kleene's three-valued and, a definite "no" settling it. Any other
+// branch that a cycle leaves open (soft or unresolved) leaves the result unresolved.
+var intersection = combiner{
+	decisive: func(i int, outs []outcome, _ []bool) bool { return definiteNo(outs[i]) },
+	fold: func(k *key, outs []outcome, done []bool) outcome {
+		acc := outcome{m: HasPermission, low: noCycle}
+		var why string
+		for i, o := range outs {
+			if !done[i] {
+				continue
+			}
+			acc.low = min(acc.low, o.low)
+			acc.height = max(acc.height, o.height)
+			switch {
+			case definiteNo(o):
+				return outcome{m: NoPermission, low: acc.low, height: acc.height}
+			case o.m == unresolved:
+				why = o.why
+			case o.softAt > 0:
+				why = cycleThrough(k, "an intersection or .all() arrow")
+			case o.m == ConditionalPermission:
+				acc.m = ConditionalPermission
+				acc.missing = mergeMissing(acc.missing, o.missing)
 			}
 		}
+		if why != "" {
+			return outcome{m: unresolved, low: acc.low, height: acc.height, why: why}
+		}
+		return acc
+	},
+}
+
+// exclusion is the base minus the rest: a definite "no" base or a "has" subtracted settles
+// it; a base that a cycle leaves open (SpiceDB waits for the base) or a subtracted branch
+// left open leaves the result unresolved.
+var exclusion = combiner{
+	decisive: func(i int, outs []outcome, done []bool) bool {
+		if !done[0] {
+			return false // as SpiceDB, the base decides first
+		}
+		if base := outs[0]; base.m == NoPermission || base.m == unresolved || base.softAt > 0 {
+			return true
+		}
+		if i > 0 {
+			return outs[i].m == HasPermission
+		}
+		for j := 1; j < len(outs); j++ {
+			if done[j] && outs[j].m == HasPermission {
+				return true
+			}
+		}
+		return false
+	},
+	fold: func(k *key, outs []outcome, done []bool) outcome {
+		if !done[0] {
+			return outcome{m: NoPermission, low: noCycle}
+		}
+		base := outs[0]
+		acc := outcome{m: base.m, missing: base.missing, low: base.low, height: base.height, softAt: base.softAt, why: base.why}
+		switch {
+		case definiteNo(base), base.m == unresolved:
+			return acc
+		case base.softAt > 0:
+			return outcome{m: unresolved, low: base.low, height: base.height, why: cycleThrough(k, "the base of an exclusion")}
+		}
+		var why string
 		for i := 1; i < len(outs); i++ {
 			if !done[i] {
 				continue
@@ -332,16 +436,44 @@ var exclusion = combiner{
 			o := outs[i]
 			acc.low = min(acc.low, o.low)
 			acc.height = max(acc.height, o.height)
-			switch o.m {
-			case HasPermission:
+			switch {
+			case o.m == HasPermission:
 				return outcome{m: NoPermission, low: acc.low, height: acc.height}
-			case ConditionalPermission:
+			case o.m == unresolved:
+				why = o.why
+			case o.softAt > 0:
+				why = cycleThrough(k, "the subtracted side of an exclusion")
+			case o.m == ConditionalPermission:
 				acc.m = ConditionalPermission
 				acc.missing = mergeMissing(acc.missing, o.missing)
 			}
 		}
+		if why != "" {
+			return outcome{m: unresolved, low: acc.low, height: acc.height, why: why}
+		}
 		return acc
 	},
+}
+
+// withCaveat is a sub-problem reached over a caveated relationship whose caveat is
+// conditional (co): both must hold, but the caveat is no cycle, so a soft or unresolved
+// sub-problem stays what it is.
+func withCaveat(co, o outcome) outcome {
+	switch o.m {
+	case NoPermission, unresolved:
+		return o
+	}
+	o.m = ConditionalPermission
+	o.missing = mergeMissing(co.missing, o.missing)
+	return o
+}
+
+// cycleThrough names an operation on k's object that a cycle in the data leaves open.
+func cycleThrough(k *key, op string) string {
+	if k == nil {
+		return "a cycle in the data passes through " + op
+	}
+	return "a cycle in the data passes through " + op + " in " + k.object()
 }
 
 func mergeMissing(a, b []string) []string {
@@ -367,7 +499,7 @@ func (w *walker) setOperation(k key, rw *schema.Rewrite, hops int, comb combiner
 	if err != nil {
 		return outcome{}, err
 	}
-	o := comb.fold(outs, done)
+	o := comb.fold(&k, outs, done)
 	if w.ev.explain {
 		o.exp = &Explanation{Kind: kind, Object: k.object(), Membership: o.m, Missing: o.missing, Children: explanations(outs, done)}
 	}
@@ -387,7 +519,7 @@ func explanations(outs []outcome, done []bool) []*Explanation {
 // evaluateBranches evaluates n independent branches, in order on this goroutine or fanned
 // out to others near the root, and stops (cancelling the rest) at the first decisive
 // outcome. done[i] says whether branch i finished.
-func (w *walker) evaluateBranches(n, hops int, decisive func(int, outcome) bool, eval func(*walker, int) (outcome, error)) ([]outcome, []bool, error) {
+func (w *walker) evaluateBranches(n, hops int, decisive decider, eval func(*walker, int) (outcome, error)) ([]outcome, []bool, error) {
 	outs := make([]outcome, n)
 	done := make([]bool, n)
 	if n > 1 && hops <= maxForkHops && cap(w.ev.forks) > 0 {
@@ -399,14 +531,14 @@ func (w *walker) evaluateBranches(n, hops int, decisive func(int, outcome) bool,
 			return nil, nil, err
 		}
 		outs[i], done[i] = o, true
-		if decisive(i, o) {
+		if decisive(i, outs, done) {
 			break
 		}
 	}
 	return outs, done, nil
 }
 
-func (w *walker) evaluateConcurrently(outs []outcome, done []bool, decisive func(int, outcome) bool, eval func(*walker, int) (outcome, error)) ([]outcome, []bool, error) {
+func (w *walker) evaluateConcurrently(outs []outcome, done []bool, decisive decider, eval func(*walker, int) (outcome, error)) ([]outcome, []bool, error) {
 	ctx, cancel := context.WithCancel(w.ctx)
 	defer cancel()
 	type result struct {
@@ -437,7 +569,7 @@ func (w *walker) evaluateConcurrently(outs []outcome, done []bool, decisive func
 				return nil, nil, err
 			}
 			outs[i], done[i] = o, true
-			if decisive(i, o) {
+			if decisive(i, outs, done) {
 				cancel()
 				wg.Wait()
 				return outs, done, nil
@@ -459,7 +591,7 @@ func (w *walker) evaluateConcurrently(outs []outcome, done []bool, decisive func
 			continue
 		}
 		outs[r.i], done[r.i] = r.o, true
-		if firstErr == nil && decisive(r.i, r.o) {
+		if firstErr == nil && decisive(r.i, outs, done) {
 			decided = true
 			cancel()
 		}
@@ -501,7 +633,7 @@ func (w *walker) tupleToUserset(k key, rw *schema.Rewrite, hops int) (outcome, e
 	if err != nil {
 		return outcome{}, err
 	}
-	o := comb.fold(outs, done)
+	o := comb.fold(&k, outs, done)
 	o.height++ // the tupleset's subjects are one hop further
 	if w.ev.explain {
 		o.exp = &Explanation{Kind: kind, Object: k.resType + ":" + k.resID + "#" + rw.Tupleset + "->" + rw.Relation,
@@ -525,7 +657,7 @@ func (w *walker) through(t *store.Relationship, next key, hops int) (outcome, er
 		return outcome{}, err
 	}
 	if co.m == ConditionalPermission {
-		o = intersection.fold([]outcome{co, o}, []bool{true, true})
+		o = withCaveat(co, o)
 		if w.ev.explain {
 			o.exp = &Explanation{Kind: "relationship", Relationship: relationshipString(t), Membership: o.m, Missing: o.missing, Children: children(o.exp)}
 		}
@@ -567,7 +699,7 @@ func (w *walker) direct(k key, rel *schema.Relation, hops int) (outcome, error) 
 		if w.ev.explain {
 			exps = append(exps, o.exp)
 		}
-		acc = union.fold([]outcome{acc, o}, []bool{true, true})
+		acc = union.fold(nil, []outcome{acc, o}, []bool{true, true})
 		return acc.m == HasPermission, nil
 	}
 
@@ -629,12 +761,12 @@ func (w *walker) direct(k key, rel *schema.Relation, hops int) (outcome, error) 
 		if err != nil {
 			return outcome{}, err
 		}
-		o := union.fold(outs, done)
+		o := union.fold(nil, outs, done)
 		o.height++ // the usersets are one hop further
 		if w.ev.explain {
 			exps = append(exps, explanations(outs, done)...)
 		}
-		acc = union.fold([]outcome{acc, o}, []bool{true, true})
+		acc = union.fold(nil, []outcome{acc, o}, []bool{true, true})
 	}
 	return w.directResult(k, acc, exps), nil
 }

@@ -12,11 +12,13 @@ import (
 // arrows, as the rewrite does, and stops at the subjects of relations: a userset subject
 // (`group:eng#member`) is a leaf subject, which the caller may expand in turn.
 type expander struct {
-	c      *Checker
-	ctx    context.Context
-	r      *store.Reader
-	sch    *schema.Schema
-	onPath map[node]bool
+	c   *Checker
+	ctx context.Context
+	r   *store.Reader
+	sch *schema.Schema
+	// onPath holds the usersets being expanded, each with how many intersections,
+	// exclusions and .all() arrows the path had entered when it reached them.
+	onPath map[node]int
 }
 
 func (c *Checker) expand(ctx context.Context, r *store.Reader, resType, resID, permission string) (*ExpandNode, error) {
@@ -37,19 +39,27 @@ func (c *Checker) expand(ctx context.Context, r *store.Reader, resType, resID, p
 	if ns.Relation(permission) == nil {
 		return nil, fmt.Errorf("%w: %s has no relation or permission %q", ErrUnknownRelation, resType, permission)
 	}
-	e := &expander{c: c, ctx: ctx, r: r, sch: sch, onPath: make(map[node]bool)}
-	return e.relation(node{resType, resID, permission}, 0)
+	e := &expander{c: c, ctx: ctx, r: r, sch: sch, onPath: make(map[node]int)}
+	return e.relation(node{resType, resID, permission}, 0, 0)
 }
 
 // relation expands n's relation or permission on n's object. hops counts the objects the
 // path has traversed through arrows, as Check counts them (Expand stops at usersets), and is
-// bounded by the same MaxDepth.
-func (e *expander) relation(n node, hops int) (*ExpandNode, error) {
+// bounded by the same MaxDepth. through counts the intersections, exclusions and .all()
+// arrows the path has entered.
+func (e *expander) relation(n node, hops, through int) (*ExpandNode, error) {
 	if err := e.ctx.Err(); err != nil {
 		return nil, err
 	}
-	if e.onPath[n] {
-		// A cycle in the data: the object's userset is already being expanded above.
+	if at, ok := e.onPath[n]; ok {
+		// A cycle in the data: the object's userset is already being expanded above. Through
+		// unions only it adds nothing and ends in an empty leaf; through an intersection or
+		// an exclusion it leaves the tree without a meaning, and Expand refuses it as Check
+		// refuses an answer such a cycle decides (eval.go, "Cycles").
+		if through > at {
+			return nil, fmt.Errorf("%w: expanding %s:%s#%s: a cycle in the data passes through an intersection or exclusion (SpiceDB follows such a cycle to its depth limit and fails)",
+				ErrMaxDepth, n.typ, n.id, n.relation)
+		}
 		return &ExpandNode{Operation: ExpandLeaf, ResourceType: n.typ, ResourceID: n.id, Relation: n.relation}, nil
 	}
 	if hops > e.c.maxDepth {
@@ -59,7 +69,7 @@ func (e *expander) relation(n node, hops int) (*ExpandNode, error) {
 	if rel == nil {
 		return nil, fmt.Errorf("%w: %s has no relation or permission %q", ErrUnknownRelation, n.typ, n.relation)
 	}
-	e.onPath[n] = true
+	e.onPath[n] = through
 	defer delete(e.onPath, n)
 	if !rel.IsPermission {
 		leaf := &ExpandNode{Operation: ExpandLeaf, ResourceType: n.typ, ResourceID: n.id, Relation: n.relation}
@@ -73,11 +83,11 @@ func (e *expander) relation(n node, hops int) (*ExpandNode, error) {
 		}
 		return leaf, nil
 	}
-	return e.rewrite(n, rel.Rewrite, hops)
+	return e.rewrite(n, rel.Rewrite, hops, through)
 }
 
 // rewrite expands one node of a permission's rewrite on n's object.
-func (e *expander) rewrite(n node, rw *schema.Rewrite, hops int) (*ExpandNode, error) {
+func (e *expander) rewrite(n node, rw *schema.Rewrite, hops, through int) (*ExpandNode, error) {
 	set := func(op ExpandOperation) *ExpandNode {
 		return &ExpandNode{Operation: op, ResourceType: n.typ, ResourceID: n.id, Relation: n.relation}
 	}
@@ -87,13 +97,17 @@ func (e *expander) rewrite(n node, rw *schema.Rewrite, hops int) (*ExpandNode, e
 	case schema.RewriteSelf:
 		return selfExpand(n), nil // self.go
 	case schema.RewriteComputedUserset:
-		return e.relation(node{n.typ, n.id, rw.Relation}, hops)
+		return e.relation(node{n.typ, n.id, rw.Relation}, hops, through)
 	case schema.RewriteUnion, schema.RewriteIntersection, schema.RewriteExclusion:
 		op := map[schema.RewriteKind]ExpandOperation{schema.RewriteUnion: ExpandUnion,
 			schema.RewriteIntersection: ExpandIntersection, schema.RewriteExclusion: ExpandExclusion}[rw.Kind]
 		out := set(op)
+		inner := through
+		if rw.Kind != schema.RewriteUnion {
+			inner++
+		}
 		for _, ch := range rw.Children {
-			child, err := e.rewrite(n, ch, hops)
+			child, err := e.rewrite(n, ch, hops, inner)
 			if err != nil {
 				return nil, err
 			}
@@ -102,8 +116,10 @@ func (e *expander) rewrite(n node, rw *schema.Rewrite, hops int) (*ExpandNode, e
 		return out, nil
 	case schema.RewriteTupleToUserset:
 		out := set(ExpandUnion)
+		inner := through
 		if rw.Func == schema.ArrowAll {
 			out.Operation = ExpandIntersection
+			inner++
 		}
 		var targets []node
 		err := e.r.Subjects(n.typ, n.id, rw.Tupleset, func(t *store.Relationship) bool {
@@ -116,7 +132,7 @@ func (e *expander) rewrite(n node, rw *schema.Rewrite, hops int) (*ExpandNode, e
 			return nil, err
 		}
 		for _, tn := range targets {
-			child, err := e.relation(tn, hops+1)
+			child, err := e.relation(tn, hops+1, inner)
 			if err != nil {
 				return nil, err
 			}

@@ -81,7 +81,7 @@ func (w *walker) leopardBackwards(k key, p *schema.LeopardPlan) (outcome, bool, 
 			if err != nil {
 				return outcome{}, false, err
 			}
-			if acc = union.fold([]outcome{acc, co}, []bool{true, true}); acc.m == HasPermission {
+			if acc = union.fold(nil, []outcome{acc, co}, []bool{true, true}); acc.m == HasPermission {
 				return acc, true, nil
 			}
 		}
@@ -153,7 +153,7 @@ func (w *walker) leopardForwards(k key, p *schema.LeopardPlan, hops int) (outcom
 	if err != nil {
 		return outcome{}, false, err
 	}
-	o := union.fold(outs, done)
+	o := union.fold(nil, outs, done)
 	o.height++
 	return o, true, nil
 }

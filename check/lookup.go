@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -19,8 +20,7 @@ import (
 // the rewrites for LookupSubjects, backwards from the subject through the reverse index for
 // LookupResources. Then CheckBulk decides each candidate, so that a lookup agrees with Check by
 // construction on intersections, exclusions, caveats, expiration and cycles; the walk only has
-// to be sure never to miss a subject or resource that Check would admit. Each candidate is a
-// check of its own, not an item of CheckBulk (see confirm).
+// to be sure never to miss a subject or resource that Check would admit (see decide).
 
 // node is one userset on the walk: typ:id#relation, relation "" for a plain object.
 type node struct {
@@ -149,7 +149,7 @@ func (c *Checker) lookupSubjects(ctx context.Context, r *store.Reader, req Subje
 		reqs = append(reqs, Request{ResourceType: req.ResourceType, ResourceID: req.ResourceID, Permission: req.Permission,
 			SubjectType: typ, SubjectID: probes[typ], Context: req.Context})
 	}
-	results, err := c.confirm(ctx, r, reqs)
+	results, err := c.decide(ctx, r, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +313,7 @@ func (c *Checker) lookupResources(ctx context.Context, r *store.Reader, req Reso
 					SubjectType: req.SubjectType, SubjectID: req.SubjectID, SubjectRelation: req.SubjectRelation, Context: req.Context})
 			}
 		}
-		results, err := c.confirm(ctx, r, reqs)
+		results, err := c.decide(ctx, r, reqs)
 		if err != nil {
 			return nil, err
 		}
@@ -548,51 +548,26 @@ func (cc *candidateCache) put(k candidateKey, v []candidate) {
 	cc.mu.size += len(v)
 }
 
-// confirm checks each candidate on its own, as Check would: CheckBulk shares sub-problems
-// between items, and where the data holds a cycle through an exclusion the answer may depend
-// on which item evaluated a shared sub-problem first, so a bulk answer could differ from
-// Check's. Up to Options.Concurrency checks run at once. The first check that fails stops the
-// others (a lookup fails with it, so the rest would be spent for nothing: on a chain past the
-// depth limit each costs a walk of MaxDepth objects); err is that failure.
-func (c *Checker) confirm(ctx context.Context, r *store.Reader, reqs []Request) (results []BulkResult, err error) {
-	ctx, cancel := context.WithCancel(ctx)
+// decide answers the candidates' checks as one CheckBulk, sharing sub-problems between
+// them: the answers do not depend on the order in which items meet shared sub-problems
+// (eval.go, "Cycles"), so each is what Check alone would say. The first check that fails
+// stops the others (a lookup fails with it, so the rest would be spent for nothing: on a chain
+// past the depth limit each costs a walk of MaxDepth objects); err is the failure of the
+// lowest-numbered request that failed on its own.
+func (c *Checker) decide(ctx context.Context, r *store.Reader, reqs []Request) ([]BulkResult, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	stop, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results = make([]BulkResult, len(reqs))
-	workers := min(c.concurrency, len(reqs))
-	next := make(chan int)
-	var mu sync.Mutex
-	failed := -1
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				res, err := c.Check(ctx, r, reqs[i])
-				results[i] = BulkResult{Result: res, Err: err}
-				if err != nil {
-					mu.Lock()
-					if failed < 0 || (i < failed && ctx.Err() == nil) {
-						failed = i
-					}
-					mu.Unlock()
-					cancel()
-				}
-			}
-		}()
+	results := c.checkBulk(stop, r, reqs, cancel)
+	if err := ctx.Err(); err != nil {
+		return results, err
 	}
-feed:
-	for i := range reqs {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	for _, res := range results {
+		if res.Err != nil && !errors.Is(res.Err, context.Canceled) {
+			return results, res.Err
 		}
-	}
-	close(next)
-	wg.Wait()
-	if failed >= 0 {
-		return results, results[failed].Err
 	}
 	return results, nil
 }

@@ -1,32 +1,33 @@
 package store
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/datadriven"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// TestScenarios walks testdata/*.txt. Each file is a script of blocks:
+// TestScenarios runs the datadriven scripts in testdata/*.txt (github.com/cockroachdb/datadriven),
+// each on a fresh in-memory store. A block is
 //
 //	command [key=value ...]
 //	input lines
 //	----
-//	expected output lines
+//	expected output
 //
-// separated by blank lines; `#` starts a comment line. Commands:
+// and `#` starts a comment line; `go test ./store -run TestScenarios -rewrite` rewrites the
+// expected output from what the store does. Commands:
 //
 //	schema                       input: schema text; output: `ok` or the error
 //	write [at=T]                 input: `create|touch|delete <relationship>` and
 //	                             `must-match|must-not-match <filter>`; output `rev N` or the error
-//	delete [limit=N] [partial] [at=T]  input: one filter, preconditions; output `rev N deleted D [partial]`
+//	delete [limit=N] [partial] [at=T]  input: `filter <filter>`, preconditions; output `rev N deleted D [partial]`
 //	read [rev=N]                 input: filters (empty = everything); output the relationships
 //	subjects-of-type|resources [rev=N]  input: `resType:resID#relation subjType[#subjRel]` or
 //	                             `subjType:subjID[#subjRel] resType[#relation]`
@@ -42,73 +43,37 @@ func TestScenarios(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			runScenario(t, file)
+			s, err := Open("db", Options{FS: vfs.NewMem(), NoSync: true, GCInterval: -1, Retention: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			datadriven.RunTest(t, file, func(t *testing.T, td *datadriven.TestData) string {
+				return runBlock(t, s, newBlock(td))
+			})
 		})
 	}
 }
 
 var scenarioBase = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// block is one datadriven directive, in the form runBlock reads.
 type block struct {
-	line     int
-	cmd      string
-	args     map[string]string
-	input    []string
-	expected []string
+	pos   string
+	cmd   string
+	args  map[string]string
+	input []string
 }
 
-func readBlocks(t *testing.T, file string) []block {
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
+func newBlock(td *datadriven.TestData) *block {
+	b := &block{pos: td.Pos, cmd: td.Cmd, args: make(map[string]string, len(td.CmdArgs))}
+	for _, a := range td.CmdArgs {
+		b.args[a.Key] = strings.Join(a.Vals, ",")
 	}
-	defer f.Close()
-	var out []block
-	var cur *block
-	inExpected := false
-	sc := bufio.NewScanner(f)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		switch {
-		case cur == nil && (strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#")):
-		case cur == nil:
-			fields := strings.Fields(line)
-			cur = &block{line: n, cmd: fields[0], args: map[string]string{}}
-			for _, a := range fields[1:] {
-				k, v, _ := strings.Cut(a, "=")
-				cur.args[k] = v
-			}
-		case line == "----":
-			inExpected = true
-		case inExpected && strings.TrimSpace(line) == "":
-			out = append(out, *cur)
-			cur, inExpected = nil, false
-		case inExpected:
-			cur.expected = append(cur.expected, line)
-		default:
-			cur.input = append(cur.input, line)
-		}
+	if td.Input != "" {
+		b.input = strings.Split(td.Input, "\n")
 	}
-	if cur != nil {
-		out = append(out, *cur)
-	}
-	return out
-}
-
-func runScenario(t *testing.T, file string) {
-	s, err := Open("db", Options{FS: vfs.NewMem(), NoSync: true, GCInterval: -1, Retention: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	for _, b := range readBlocks(t, file) {
-		got := runBlock(t, s, &b)
-		if got != strings.Join(b.expected, "\n") {
-			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", file, b.line, b.cmd, got, strings.Join(b.expected, "\n"))
-		}
-	}
+	return b
 }
 
 func argTime(t *testing.T, b *block, key string, rev Revision) time.Time {
@@ -118,7 +83,7 @@ func argTime(t *testing.T, b *block, key string, rev Revision) time.Time {
 	}
 	at, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		t.Fatalf("line %d: %s=%q: %v", b.line, key, v, err)
+		t.Fatalf("%s: %s=%q: %v", b.pos, key, v, err)
 	}
 	return at
 }
@@ -130,7 +95,7 @@ func argRev(t *testing.T, b *block) Revision {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		t.Fatalf("line %d: rev=%q: %v", b.line, v, err)
+		t.Fatalf("%s: rev=%q: %v", b.pos, v, err)
 	}
 	return Revision(n)
 }
@@ -156,7 +121,7 @@ func runBlock(t *testing.T, s *Store, b *block) string {
 			case "create", "touch", "delete":
 				rel, err := ParseRelationship(arg)
 				if err != nil {
-					t.Fatalf("line %d: %v", b.line+i+1, err)
+					t.Fatalf("%s: input line %d: %v", b.pos, i+1, err)
 				}
 				op := map[string]Op{"create": OpCreate, "touch": OpTouch, "delete": OpDelete}[verb]
 				batch.Updates = append(batch.Updates, Update{Op: op, Relationship: rel})
@@ -170,7 +135,7 @@ func runBlock(t *testing.T, s *Store, b *block) string {
 				f := parseFilter(t, arg)
 				batch.DeleteFilter = &f
 			default:
-				t.Fatalf("line %d: unknown verb %q", b.line+i+1, verb)
+				t.Fatalf("%s: input line %d: unknown verb %q", b.pos, i+1, verb)
 			}
 		}
 		if v, ok := b.args["limit"]; ok {
@@ -180,7 +145,7 @@ func runBlock(t *testing.T, s *Store, b *block) string {
 		res, err := s.Apply(Entry{Index: rev}, argTime(t, b, "at", rev), batch)
 		if err != nil {
 			if s.Revision() != rev && !errors.Is(err, ErrStaleRevision) {
-				t.Errorf("line %d: a refused batch left the revision at %d, want %d", b.line, s.Revision(), rev)
+				t.Errorf("%s: a refused batch left the revision at %d, want %d", b.pos, s.Revision(), rev)
 			}
 			return err.Error()
 		}
@@ -245,7 +210,7 @@ func runBlock(t *testing.T, s *Store, b *block) string {
 		}
 		return fmt.Sprintf("horizon %d removed %d", s.Stats().OldestRetained, n)
 	}
-	t.Fatalf("line %d: unknown command %q", b.line, b.cmd)
+	t.Fatalf("%s: unknown command %q", b.pos, b.cmd)
 	return ""
 }
 

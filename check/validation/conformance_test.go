@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kengen/kengen/check"
+	"github.com/kengen/kengen/store"
 )
 
 // conformanceDir returns ../shared/conformance/<sub> beside the module root, or skips the
@@ -67,6 +70,51 @@ func TestConformanceSpiceDB(t *testing.T) {
 	t.Log(total.TallyLine())
 	// The tally shows in `go test` output without -v.
 	fmt.Printf("conformance: %s\n", total.TallyLine())
+}
+
+// TestConformanceSpiceDBOneStore runs SpiceDB's files one after another on one store, as a
+// user changing schemas over time would: delete every relationship the current schema lets
+// them see, write the next schema, its relationships, and assert. Relationships an earlier
+// file wrote that have since expired must not keep a later schema from dropping their
+// definitions.
+func TestConformanceSpiceDBOneStore(t *testing.T) {
+	dir := conformanceDir(t, "spicedb")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no conformance files in %s: %v", dir, err)
+	}
+	st, err := store.Open("conformance", store.Options{InMemory: true, NoSync: true, SkipVerify: true, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := check.New(check.Options{})
+	total := &Report{}
+	docs := 0
+	for _, path := range files {
+		f, err := Load(path)
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		for _, doc := range f.Docs {
+			if err := clearVisible(st); err != nil {
+				t.Fatalf("before %s: %v", filepath.Base(path), err)
+			}
+			rep := &Report{}
+			if err := runDocumentOn(context.Background(), c, st, f.Path, doc, rep); err != nil {
+				t.Fatalf("%s: %v", filepath.Base(path), err)
+			}
+			docs++
+			total.Merge(rep)
+			for _, fl := range rep.Failures {
+				t.Errorf("after %d documents: %s", docs-1, fl)
+			}
+		}
+	}
+	if total.Passed == 0 {
+		t.Fatalf("no assertion ran: %s", total.TallyLine())
+	}
+	t.Logf("%d documents on one store: %s", docs, total.TallyLine())
 }
 
 // TestConformanceValidationFile checks the validation-file format fixtures: the ones SpiceDB

@@ -47,7 +47,11 @@ func runDocument(ctx context.Context, c *check.Checker, path string, doc *Docume
 		return fmt.Errorf("validation: opening an in-memory store: %w", err)
 	}
 	defer func() { _ = st.Close() }() // in memory: nothing to lose
+	return runDocumentOn(ctx, c, st, path, doc, rep)
+}
 
+// runDocumentOn loads doc into st, at the revisions after st's, and evaluates it there.
+func runDocumentOn(ctx context.Context, c *check.Checker, st *store.Store, path string, doc *Document, rep *Report) error {
 	if loadErr := load(st, path, doc); loadErr != nil {
 		rep.Failed++
 		rep.Failures = append(rep.Failures, *loadErr)
@@ -98,6 +102,22 @@ func runDocument(ctx context.Context, c *check.Checker, path string, doc *Docume
 	return nil
 }
 
+// clearVisible deletes every relationship the store's schema lets a client see, one delete per
+// definition, as a user would before writing an unrelated schema.
+func clearVisible(st *store.Store) error {
+	sch, _, _ := st.Schema()
+	if sch == nil {
+		return nil
+	}
+	for _, ns := range sch.Namespaces {
+		b := &store.Batch{DeleteFilter: &store.Filter{ResourceType: ns.Name}}
+		if _, err := st.Apply(store.Entry{Index: st.Revision() + 1}, time.Now(), b); err != nil {
+			return fmt.Errorf("validation: deleting the %s relationships: %w", ns.Name, err)
+		}
+	}
+	return nil
+}
+
 // load writes the document's schema and relationships. A failure comes back as the Failure
 // to report, pointing at the schema line or the relationship that was refused.
 func load(st *store.Store, path string, doc *Document) *Failure {
@@ -106,11 +126,11 @@ func load(st *store.Store, path string, doc *Document) *Failure {
 		if len(doc.Relationships) > 0 {
 			return &Failure{File: path, Line: doc.Relationships[0].Line, Text: "relationships", Got: "no schema: the document has neither schema nor schemaFile"}
 		}
-	} else if err := st.WriteSchema(store.Entry{Index: 1}, now, doc.Schema); err != nil {
+	} else if err := st.WriteSchema(store.Entry{Index: st.Revision() + 1}, now, doc.Schema); err != nil {
 		return schemaFailure(path, doc, err)
 	}
 
-	rev := store.Revision(2)
+	rev := st.Revision() + 1
 	for start := 0; start < len(doc.Relationships); start += batchSize {
 		chunk := doc.Relationships[start:min(start+batchSize, len(doc.Relationships))]
 		b := &store.Batch{Updates: make([]store.Update, len(chunk))}
