@@ -206,4 +206,3 @@ func traceResult(m check.Membership) v1.CheckDebugTrace_Permissionship {
 		return v1.CheckDebugTrace_PERMISSIONSHIP_NO_PERMISSION
 	}
 }
-

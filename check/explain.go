@@ -77,7 +77,7 @@ type TraceNode struct {
 	Cached bool
 	// Caveats are the caveated relationships this sub-problem followed itself (those of
 	// its children are theirs), with what each caveat answered.
-	Caveats []CaveatUse
+	Caveats  []CaveatUse
 	Children []*TraceNode
 }
 
