@@ -56,6 +56,7 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 		k := key{req.ResourceType, req.ResourceID, req.Permission,
 			subjectRef{req.SubjectType, req.SubjectID, normaliseRelation(req.SubjectRelation)}}
 		o, err := w.check(k, 0)
+		countOperations(ctx, w.stats)
 		if c.observe != nil {
 			c.observe(Observation{ResourceType: req.ResourceType, Permission: req.Permission, Membership: o.m, Err: err,
 				Subproblems: int(w.stats.subproblems.Load()), MemoHits: int(w.stats.memoHits.Load()),
