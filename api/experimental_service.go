@@ -111,3 +111,42 @@ func (s exportStream) Send(resp *v1.ExportBulkRelationshipsResponse) error {
 	}
 	return s.ExperimentalService_BulkExportRelationshipsServer.Send(old)
 }
+
+// ExperimentalDiffSchema is DiffSchema under its experimental name.
+func (s experimentalService) ExperimentalDiffSchema(ctx context.Context, req *v1.ExperimentalDiffSchemaRequest) (*v1.ExperimentalDiffSchemaResponse, error) {
+	stable, err := convert(req, &v1.DiffSchemaRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ss.DiffSchema(ctx, stable)
+	if err != nil {
+		return nil, err
+	}
+	return convert(resp, &v1.ExperimentalDiffSchemaResponse{})
+}
+
+// ExperimentalComputablePermissions is ComputablePermissions under its experimental name.
+func (s experimentalService) ExperimentalComputablePermissions(ctx context.Context, req *v1.ExperimentalComputablePermissionsRequest) (*v1.ExperimentalComputablePermissionsResponse, error) {
+	stable, err := convert(req, &v1.ComputablePermissionsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ss.ComputablePermissions(ctx, stable)
+	if err != nil {
+		return nil, err
+	}
+	return convert(resp, &v1.ExperimentalComputablePermissionsResponse{})
+}
+
+// ExperimentalDependentRelations is DependentRelations under its experimental name.
+func (s experimentalService) ExperimentalDependentRelations(ctx context.Context, req *v1.ExperimentalDependentRelationsRequest) (*v1.ExperimentalDependentRelationsResponse, error) {
+	stable, err := convert(req, &v1.DependentRelationsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ss.DependentRelations(ctx, stable)
+	if err != nil {
+		return nil, err
+	}
+	return convert(resp, &v1.ExperimentalDependentRelationsResponse{})
+}
