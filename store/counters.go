@@ -230,8 +230,15 @@ func (w *writer) changeCounter(prev *view, b *Batch) error {
 	if err := validateFilter(c.Filter, "counter"); err != nil {
 		return err
 	}
-	if sch, _, _ := w.s.Schema(); sch.Namespace(c.Filter.ResourceType) == nil {
+	sch, _, _ := w.s.Schema()
+	ns := sch.Namespace(c.Filter.ResourceType)
+	switch {
+	case ns == nil:
 		return fmt.Errorf("%w: counter filter: resource type %q is not defined in the schema", ErrInvalid, c.Filter.ResourceType)
+	case c.Filter.Relation != "" && ns.Relation(c.Filter.Relation) == nil:
+		return fmt.Errorf("%w: counter filter: %s has no relation %q", ErrInvalid, c.Filter.ResourceType, c.Filter.Relation)
+	case c.Filter.Subject != nil && sch.Namespace(c.Filter.Subject.Type) == nil:
+		return fmt.Errorf("%w: counter filter: subject type %q is not defined in the schema", ErrInvalid, c.Filter.Subject.Type)
 	}
 	var n int64
 	if err := prev.query(c.Filter, nil, 0, func(*Relationship) bool { n++; return true }); err != nil {
