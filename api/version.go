@@ -51,15 +51,15 @@ var Version = sync.OnceValue(func() VersionInfo {
 	return v
 })
 
-// serverVersion is the value of SpiceDB's server-version response metadata: kengen's own
+// ServerVersion is the value of SpiceDB's server-version response metadata: kengen's own
 // version as a semantic version with the build metadata "kengen" (a build from a checkout
 // without a version stamp is v0.0.0+kengen.devel). zed compares a version without build
 // metadata to SpiceDB's latest release and warns on anything that is not a semantic version
 // ("not calling a released version of SpiceDB"); a version with build metadata it reports as
 // it is, which is the truth: this is no SpiceDB release.
-func serverVersion() string { return semverOf(Version().Kengen) }
+func ServerVersion() string { return semverOf(Version().Kengen) }
 
-// semverOf is serverVersion for the module version v.
+// semverOf is ServerVersion for the module version v.
 func semverOf(v string) string {
 	if !strings.HasPrefix(v, "v") {
 		return "v0.0.0+kengen.devel"
@@ -78,7 +78,7 @@ func sendServerVersion(ctx context.Context) {
 	if !wantsVersion(ctx) {
 		return
 	}
-	md := metadata.Pairs(string(responsemeta.ServerVersion), serverVersion())
+	md := metadata.Pairs(string(responsemeta.ServerVersion), ServerVersion())
 	_ = grpc.SetHeader(ctx, md)
 	_ = grpc.SetTrailer(ctx, md)
 }
