@@ -63,21 +63,23 @@ var kindCodes = map[string]codes.Code{
 	"damaged_log":     codes.Unavailable,
 	"not_single_node": codes.FailedPrecondition,
 	// store
-	"invalid":                    codes.InvalidArgument,
-	"already_exists":             codes.AlreadyExists,
-	"precondition_failed":        codes.FailedPrecondition,
-	"relation_limit":             codes.FailedPrecondition,
-	"schema_strands":             codes.FailedPrecondition,
-	"no_schema":                  codes.FailedPrecondition,
-	"revision_not_retained":      codes.FailedPrecondition,
-	"revision_not_applied":       codes.FailedPrecondition,
-	"stale_revision":             codes.Internal,
-	"corrupt":                    codes.Internal,
-	"incompatible_format":        codes.Internal,
-	"delete_limit":               codes.FailedPrecondition,
-	"closed":                     codes.Unavailable,
-	"restore_busy":               codes.Unavailable,
-	"disk_full":                  codes.ResourceExhausted, // until space is freed
+	"invalid":               codes.InvalidArgument,
+	"already_exists":        codes.AlreadyExists,
+	"precondition_failed":   codes.FailedPrecondition,
+	"relation_limit":        codes.FailedPrecondition,
+	"schema_strands":        codes.FailedPrecondition,
+	"no_schema":             codes.FailedPrecondition,
+	"revision_not_retained": codes.FailedPrecondition,
+	"revision_not_applied":  codes.FailedPrecondition,
+	"stale_revision":        codes.Internal,
+	"corrupt":               codes.Internal,
+	"incompatible_format":   codes.Internal,
+	"delete_limit":          codes.FailedPrecondition,
+	"closed":                codes.Unavailable,
+	"restore_busy":          codes.Unavailable,
+	"disk_full":             codes.ResourceExhausted, // until space is freed
+
+	// store: relationship counters, as SpiceDB answers
 	"counter_already_registered": codes.FailedPrecondition,
 	"counter_not_registered":     codes.FailedPrecondition,
 	// check
