@@ -118,11 +118,28 @@ func (b *traceBuilder) caveatInfo(n *check.TraceNode) *v1.CaveatEvalInfo {
 		if n.Membership != check.ConditionalPermission {
 			return nil
 		}
-		return &v1.CaveatEvalInfo{
+		// Conditional through a sub-problem: the caveats that left it so, as SpiceDB carries a
+		// caveat expression up to every node whose answer depends on it.
+		info := &v1.CaveatEvalInfo{
 			Result:            v1.CaveatEvalInfo_RESULT_MISSING_SOME_CONTEXT,
 			PartialCaveatInfo: &v1.PartialCaveatInfo{MissingRequiredContext: n.Missing},
 			Context:           structOf(b.reqCtx),
 		}
+		uses := conditionalCaveats(n, nil)
+		if len(uses) == 1 {
+			info.CaveatName = uses[0].Relationship.Caveat
+			info.Context = structOf(mergedContext(uses[0].Relationship.CaveatContext, b.reqCtx))
+			if cv := b.sch.Caveat(info.CaveatName); cv != nil {
+				info.Expression = cv.Expression
+			}
+		} else {
+			names := make([]string, 0, len(uses))
+			for _, u := range uses {
+				names = append(names, u.Relationship.Caveat)
+			}
+			info.Expression = strings.Join(names, " || ")
+		}
+		return info
 	case 1:
 		u := n.Caveats[0]
 		info := &v1.CaveatEvalInfo{
@@ -205,4 +222,29 @@ func traceResult(m check.Membership) v1.CheckDebugTrace_Permissionship {
 	default:
 		return v1.CheckDebugTrace_PERMISSIONSHIP_NO_PERMISSION
 	}
+}
+
+// conditionalCaveats appends the conditional caveat evaluations below n along its conditional
+// sub-problems, one per caveat name.
+func conditionalCaveats(n *check.TraceNode, out []check.CaveatUse) []check.CaveatUse {
+	for _, u := range n.Caveats {
+		if u.Membership == check.ConditionalPermission && !hasCaveat(out, u.Relationship.Caveat) {
+			out = append(out, u)
+		}
+	}
+	for _, c := range n.Children {
+		if c.Membership == check.ConditionalPermission {
+			out = conditionalCaveats(c, out)
+		}
+	}
+	return out
+}
+
+func hasCaveat(uses []check.CaveatUse, name string) bool {
+	for _, u := range uses {
+		if u.Relationship.Caveat == name {
+			return true
+		}
+	}
+	return false
 }

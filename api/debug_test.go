@@ -160,7 +160,7 @@ func TestCheckDebugTrace(t *testing.T) {
   ⨉ doc:3 editor relation
 `},
 		{"caveat missing context", "doc:3", "view", "user:dan", nil, `
-? doc:3 view permission { "" MISSING_SOME_CONTEXT missing amount}
+? doc:3 view permission {within "amount <= max" MISSING_SOME_CONTEXT missing amount map[max:10]}
   ? doc:3 viewer relation {within "amount <= max" MISSING_SOME_CONTEXT missing amount map[max:10]}
   ⨉ doc:3 editor relation
 `},

@@ -64,7 +64,11 @@ definition doc {
 		t.Fatal(err)
 	}
 	next := filepath.Join(t.TempDir(), "schema.zed")
-	if err := os.WriteFile(next, []byte(`definition user {}
+	if err := os.WriteFile(next, []byte(`caveat within(amount int, max int) {
+	amount <= max
+}
+
+definition user {}
 
 definition group {
 	relation member: user | group#member
@@ -75,7 +79,9 @@ definition doc {
 	relation viewer: user | group#member
 	relation editor: user
 	relation banned: user
+	relation approver: user with within
 	permission view = (viewer + editor) - banned
+	permission approve = approver
 }
 `), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,7 +101,33 @@ definition doc {
 			t.Errorf("zed permission check --explain does not print %q:\n%s", want, out)
 		}
 	}
+	// A caveat: conditional without its context (zed reads the caveat evaluation of every
+	// conditional node), then true and false with it.
+	runZed("relationship", "touch", "doc:1", "approver", "user:cat", "--caveat", `within:{"max":10}`)
+	out = runZed("permission", "check", "doc:1", "approve", "user:cat", "--explain", "--consistency-full")
+	for _, want := range []string{"caveated", "amount <= max", "missing context: amount"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("conditional check --explain does not print %q:\n%s", want, out)
+		}
+	}
+	if out := runZed("permission", "check", "doc:1", "approve", "user:cat", "--explain", "--consistency-full", "--caveat-context", `{"amount":5}`); !strings.HasPrefix(strings.TrimSpace(lastLines(out)), "true") {
+		t.Errorf("check with the caveat's context:\n%s", out)
+	}
+	if out := runZed("permission", "check", "doc:1", "approve", "user:cat", "--explain", "--consistency-full", "--caveat-context", `{"amount":50}`); !strings.HasPrefix(strings.TrimSpace(lastLines(out)), "false") {
+		t.Errorf("check with a context the caveat refuses:\n%s", out)
+	}
 	if out := runZed("version"); !strings.Contains(out, "+kengen") {
 		t.Errorf("zed version does not show kengen's version:\n%s", out)
 	}
+}
+
+// lastLines is zed's output without its leading JSON log lines.
+func lastLines(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, "{") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
