@@ -80,6 +80,10 @@ var kindCodes = map[string]codes.Code{
 	"closed":                codes.Unavailable,
 	"restore_busy":          codes.Unavailable,
 	"disk_full":             codes.ResourceExhausted, // until space is freed
+
+	// store: relationship counters, as SpiceDB answers
+	"counter_already_registered": codes.FailedPrecondition,
+	"counter_not_registered":     codes.FailedPrecondition,
 	// check
 	"max_depth":          codes.FailedPrecondition,
 	"unknown_definition": codes.FailedPrecondition,

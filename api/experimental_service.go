@@ -7,6 +7,8 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/kengen/kengen/store"
 )
 
 // experimentalService serves the ExperimentalService RPCs that are deprecated aliases of
@@ -110,4 +112,107 @@ func (s exportStream) Send(resp *v1.ExportBulkRelationshipsResponse) error {
 		return err
 	}
 	return s.ExperimentalService_BulkExportRelationshipsServer.Send(old)
+}
+
+// ExperimentalDiffSchema is DiffSchema under its experimental name.
+func (s experimentalService) ExperimentalDiffSchema(ctx context.Context, req *v1.ExperimentalDiffSchemaRequest) (*v1.ExperimentalDiffSchemaResponse, error) {
+	stable, err := convert(req, &v1.DiffSchemaRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ss.DiffSchema(ctx, stable)
+	if err != nil {
+		return nil, err
+	}
+	return convert(resp, &v1.ExperimentalDiffSchemaResponse{})
+}
+
+// ExperimentalComputablePermissions is ComputablePermissions under its experimental name.
+func (s experimentalService) ExperimentalComputablePermissions(ctx context.Context, req *v1.ExperimentalComputablePermissionsRequest) (*v1.ExperimentalComputablePermissionsResponse, error) {
+	stable, err := convert(req, &v1.ComputablePermissionsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ss.ComputablePermissions(ctx, stable)
+	if err != nil {
+		return nil, err
+	}
+	return convert(resp, &v1.ExperimentalComputablePermissionsResponse{})
+}
+
+// ExperimentalDependentRelations is DependentRelations under its experimental name.
+func (s experimentalService) ExperimentalDependentRelations(ctx context.Context, req *v1.ExperimentalDependentRelationsRequest) (*v1.ExperimentalDependentRelationsResponse, error) {
+	stable, err := convert(req, &v1.DependentRelationsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.ss.DependentRelations(ctx, stable)
+	if err != nil {
+		return nil, err
+	}
+	return convert(resp, &v1.ExperimentalDependentRelationsResponse{})
+}
+
+// ExperimentalRegisterRelationshipCounter registers a counter of the relationships the filter
+// matches under the name, through the log like any write, so every node keeps the same count
+// from the revision it was registered at. A name in use is refused (FAILED_PRECONDITION), as
+// SpiceDB refuses it; unregister it first.
+func (s experimentalService) ExperimentalRegisterRelationshipCounter(ctx context.Context, req *v1.ExperimentalRegisterRelationshipCounterRequest) (*v1.ExperimentalRegisterRelationshipCounterResponse, error) {
+	if err := validate(req); err != nil {
+		return nil, err
+	}
+	if req.GetName() == "" {
+		return nil, invalidf("name: is required; name the counter")
+	}
+	f, err := filterFromProto("relationship_filter", req.GetRelationshipFilter(), true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.ps.writer.Apply(ctx, &store.Batch{Counter: &store.CounterChange{Name: req.GetName(), Filter: &f}}); err != nil {
+		return nil, err
+	}
+	return &v1.ExperimentalRegisterRelationshipCounterResponse{}, nil
+}
+
+// ExperimentalUnregisterRelationshipCounter removes a counter; a name not registered is
+// refused (FAILED_PRECONDITION).
+func (s experimentalService) ExperimentalUnregisterRelationshipCounter(ctx context.Context, req *v1.ExperimentalUnregisterRelationshipCounterRequest) (*v1.ExperimentalUnregisterRelationshipCounterResponse, error) {
+	if err := validate(req); err != nil {
+		return nil, err
+	}
+	if req.GetName() == "" {
+		return nil, invalidf("name: is required; name the counter")
+	}
+	if _, err := s.ps.writer.Apply(ctx, &store.Batch{Counter: &store.CounterChange{Name: req.GetName()}}); err != nil {
+		return nil, err
+	}
+	return &v1.ExperimentalUnregisterRelationshipCounterResponse{}, nil
+}
+
+// ExperimentalCountRelationships answers a counter's count at the latest revision, as SpiceDB
+// does (the request names no consistency): fully consistent here, so a count read after a
+// write sees it. The count is kept exact by every write (store/counters.go) and is always
+// ready: the response is never "still calculating". A name not registered is refused
+// (FAILED_PRECONDITION).
+func (s experimentalService) ExperimentalCountRelationships(ctx context.Context, req *v1.ExperimentalCountRelationshipsRequest) (*v1.ExperimentalCountRelationshipsResponse, error) {
+	if err := validate(req); err != nil {
+		return nil, err
+	}
+	if req.GetName() == "" {
+		return nil, invalidf("name: is required; name the counter")
+	}
+	rd, rev, err := s.ps.snapshotCtx(ctx, &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}})
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	n, err := rd.CountRelationships(req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return &v1.ExperimentalCountRelationshipsResponse{
+		CounterResult: &v1.ExperimentalCountRelationshipsResponse_ReadCounterValue{
+			ReadCounterValue: &v1.ReadCounterValue{RelationshipCount: uint64(n), ReadAt: encodeZedToken(rev)},
+		},
+	}, nil
 }

@@ -8,7 +8,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"strings"
+
+	"github.com/authzed/authzed-go/pkg/responsemeta"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +19,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/kengen/kengen/check"
 )
 
 // The interceptor chain, outermost first: metrics (sees the final code), status (turns every
@@ -95,7 +100,9 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		return nil, err
 	}
 	sendServerVersion(ctx)
-	return handler(context.WithValue(ctx, requestIDKey{}, id), req)
+	ctx, counts := check.WithOperationCounts(context.WithValue(ctx, requestIDKey{}, id))
+	defer func() { _ = grpc.SetTrailer(ctx, responseTrailers(id, counts)) }()
+	return handler(ctx, req)
 }
 
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
@@ -112,9 +119,31 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		return err
 	}
 	sendServerVersion(ss.Context())
-	ss, counted := s.lookups.count(info.FullMethod, ss) // metrics.go
+	ctx, counts := check.WithOperationCounts(ss.Context())
+	defer func() { ss.SetTrailer(responseTrailers(id, counts)) }()
+	ss, counted := s.lookups.count(info.FullMethod, contextStream{ss, ctx}) // metrics.go
 	defer counted()
 	return handler(srv, ss)
+}
+
+// contextStream is a server stream whose handler sees ctx.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s contextStream) Context() context.Context { return s.ctx }
+
+// responseTrailers is the metadata SpiceDB sends after every call: the request id (SpiceDB
+// moved it to the trailers, kengen sends it in both), and how many operations the call
+// dispatched and answered from cache — for kengen the check engine's sub-problems evaluated
+// and those answered from the request's memo or the revision's cache.
+func responseTrailers(id string, counts *check.OperationCounts) metadata.MD {
+	return metadata.Pairs(
+		string(responsemeta.RequestID), id,
+		string(responsemeta.DispatchedOperationsCount), strconv.FormatInt(counts.Dispatched(), 10),
+		string(responsemeta.CachedOperationsCount), strconv.FormatInt(counts.Cached(), 10),
+	)
 }
 
 // finish maps a handler's error to its status, logs an INTERNAL error's cause under the

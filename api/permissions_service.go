@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
@@ -133,20 +134,21 @@ func (s permissionsService) CheckPermission(ctx context.Context, req *v1.CheckPe
 	if err != nil {
 		return nil, err
 	}
-	creq.Explain = req.GetWithTracing()
+	creq.Explain = wantsTrace(ctx, req.GetWithTracing())
 	rd, rev, err := s.snapshotCtx(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
 	defer rd.Close()
+	start := time.Now()
 	res, err := s.checker.Check(ctx, rd, creq)
 	if err != nil {
 		return nil, err
 	}
 	p, partial := permissionship(res)
 	resp := &v1.CheckPermissionResponse{CheckedAt: encodeZedToken(rev), Permissionship: p, PartialCaveatInfo: partial}
-	if req.GetWithTracing() {
-		resp.DebugTrace = debugInformation(creq, res)
+	if creq.Explain {
+		resp.DebugTrace = debugInformation(rd.Schema(), creq, res, time.Since(start))
 	}
 	return resp, nil
 }
@@ -168,7 +170,7 @@ func (s permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.Ch
 		if err != nil {
 			return nil, err
 		}
-		creq.Explain = req.GetWithTracing()
+		creq.Explain = wantsTrace(ctx, req.GetWithTracing())
 		reqs[i] = creq
 	}
 	rd, rev, err := s.snapshotCtx(ctx, req.GetConsistency())
@@ -176,7 +178,9 @@ func (s permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.Ch
 		return nil, err
 	}
 	defer rd.Close()
+	start := time.Now()
 	results := s.checker.CheckBulk(ctx, rd, reqs)
+	took := time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -189,8 +193,8 @@ func (s permissionsService) CheckBulkPermissions(ctx context.Context, req *v1.Ch
 		} else {
 			p, partial := permissionship(r.Result)
 			item := &v1.CheckBulkPermissionsResponseItem{Permissionship: p, PartialCaveatInfo: partial}
-			if req.GetWithTracing() {
-				item.DebugTrace = debugInformation(reqs[i], r.Result)
+			if reqs[i].Explain {
+				item.DebugTrace = debugInformation(rd.Schema(), reqs[i], r.Result, took)
 			}
 			pair.Response = &v1.CheckBulkPermissionsPair_Item{Item: item}
 		}

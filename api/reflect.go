@@ -117,16 +117,24 @@ func reflectDefinition(ns *schema.Namespace, filters schemaFilters) *v1.Reflecti
 			continue
 		}
 		if r.IsPermission {
-			d.Permissions = append(d.Permissions, &v1.ReflectionPermission{Name: r.Name, Comment: schema.DocComment(r.Doc), ParentDefinitionName: ns.Name})
-			continue
+			d.Permissions = append(d.Permissions, reflectPermission(ns.Name, r))
+		} else {
+			d.Relations = append(d.Relations, reflectRelation(ns.Name, r))
 		}
-		rel := &v1.ReflectionRelation{Name: r.Name, Comment: schema.DocComment(r.Comment()), ParentDefinitionName: ns.Name}
-		for _, a := range r.AllowedSubjects {
-			rel.SubjectTypes = append(rel.SubjectTypes, reflectSubjectType(a))
-		}
-		d.Relations = append(d.Relations, rel)
 	}
 	return d
+}
+
+func reflectPermission(def string, r *schema.Relation) *v1.ReflectionPermission {
+	return &v1.ReflectionPermission{Name: r.Name, Comment: schema.DocComment(r.Doc), ParentDefinitionName: def}
+}
+
+func reflectRelation(def string, r *schema.Relation) *v1.ReflectionRelation {
+	rel := &v1.ReflectionRelation{Name: r.Name, Comment: schema.DocComment(r.Comment()), ParentDefinitionName: def}
+	for _, a := range r.AllowedSubjects {
+		rel.SubjectTypes = append(rel.SubjectTypes, reflectSubjectType(a))
+	}
+	return rel
 }
 
 func reflectSubjectType(a *schema.AllowedSubject) *v1.ReflectionTypeReference {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/authzed/authzed-go/pkg/requestmeta"
@@ -50,15 +51,39 @@ var Version = sync.OnceValue(func() VersionInfo {
 	return v
 })
 
-// serverVersionHeader is the value of SpiceDB's server-version response header.
-func serverVersionHeader() string { return "kengen " + Version().Kengen }
+// ServerVersion is the value of SpiceDB's server-version response metadata: kengen's own
+// version as a semantic version with the build metadata "kengen" (a build from a checkout
+// without a version stamp is v0.0.0+kengen.devel). zed compares a version without build
+// metadata to SpiceDB's latest release and warns on anything that is not a semantic version
+// ("not calling a released version of SpiceDB"); a version with build metadata it reports as
+// it is, which is the truth: this is no SpiceDB release.
+func ServerVersion() string { return semverOf(Version().Kengen) }
+
+// semverOf is ServerVersion for the module version v.
+func semverOf(v string) string {
+	if !strings.HasPrefix(v, "v") {
+		return "v0.0.0+kengen.devel"
+	}
+	if strings.Contains(v, "+") {
+		return v + ".kengen"
+	}
+	return v + "+kengen"
+}
 
 // sendServerVersion answers a client that asks for the server's version the way SpiceDB does:
-// the request carries io.spicedb.requestversion, the response headers io.spicedb.debug.version.
+// the request carries io.spicedb.requestversion, the response io.spicedb.debug.version, in
+// the headers (where older zed releases and kengen's own client look) and the trailers (where
+// SpiceDB sends it now); zed accepts both when they agree.
 func sendServerVersion(ctx context.Context) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if len(md.Get(string(requestmeta.RequestServerVersion))) == 0 {
+	if !wantsVersion(ctx) {
 		return
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(string(responsemeta.ServerVersion), serverVersionHeader()))
+	md := metadata.Pairs(string(responsemeta.ServerVersion), ServerVersion())
+	_ = grpc.SetHeader(ctx, md)
+	_ = grpc.SetTrailer(ctx, md)
+}
+
+func wantsVersion(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return len(md.Get(string(requestmeta.RequestServerVersion))) > 0
 }

@@ -62,6 +62,7 @@ func (c *Checker) checkBulk(ctx context.Context, r *store.Reader, reqs []Request
 				ErrMaxDepth, k.object(), k.subject, o.why)
 			o = outcome{}
 		}
+		countOperations(ctx, w.stats)
 		if c.observe != nil {
 			c.observe(Observation{ResourceType: req.ResourceType, Permission: req.Permission, Membership: o.m, Err: err,
 				Subproblems: int(w.stats.subproblems.Load()), MemoHits: int(w.stats.memoHits.Load()),

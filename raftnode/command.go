@@ -40,6 +40,13 @@ import (
 // is JSON so that every node decodes its values to the same Go types (float64, string, bool,
 // []any, map[string]any, nil), as version 1 did.
 //
+// Version 3 (commandVersionCounter) is version 2 with one more kind, written only for the
+// commands that need it, so that a node of a build that lacks them stops (ErrNewerCommand)
+// rather than skip an entry every upgraded node applies; every other command stays version 2:
+//
+//	kind        4 counter: a batch that registers or unregisters a relationship counter
+//	counter     string name; flags 1 byte: bit 0 register (a filter follows); filter
+//
 // Version 1 (commandVersionJSON), still decoded for logs written before version 2: a JSON
 // object, wireCommand:
 //
@@ -51,8 +58,9 @@ import (
 //
 // wireBatch mirrors store.Batch field by field with stable JSON names.
 const (
-	commandVersion     byte = 2
-	commandVersionJSON byte = 1
+	commandVersion        byte = 2
+	commandVersionJSON    byte = 1
+	commandVersionCounter byte = 3
 )
 
 // Kind says what a Command carries.
@@ -148,6 +156,12 @@ func (c *Command) Encode() ([]byte, error) {
 		if c.Batch == nil {
 			return nil, fmt.Errorf("%w: a batch command without a batch", ErrUnknownCommand)
 		}
+		if c.Batch.Counter != nil {
+			if err := e.counter(c.At, c.Batch); err != nil {
+				return nil, fmt.Errorf("raftnode: encoding a %s command: %w", c.Kind, err)
+			}
+			return e.b, nil
+		}
 		e.b = append(e.b, kindBatch)
 		e.varint(c.At.UnixNano())
 		if err := e.batch(c.Batch); err != nil {
@@ -170,8 +184,8 @@ func DecodeCommand(data []byte) (*Command, error) {
 		return nil, fmt.Errorf("%w: empty entry", ErrUnknownCommand)
 	}
 	switch data[0] {
-	case commandVersion:
-		c, err := decodeBinary(data[1:])
+	case commandVersion, commandVersionCounter:
+		c, err := decodeBinary(data[1:], data[0])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnknownCommand, err)
 		}
@@ -179,10 +193,10 @@ func DecodeCommand(data []byte) (*Command, error) {
 	case commandVersionJSON:
 		return decodeJSON(data[1:])
 	default:
-		if data[0] > commandVersion {
-			return nil, fmt.Errorf("%w: encoding version %d, this build reads %d and %d", ErrNewerCommand, data[0], commandVersionJSON, commandVersion)
+		if data[0] > commandVersionCounter {
+			return nil, fmt.Errorf("%w: encoding version %d, this build reads %d to %d", ErrNewerCommand, data[0], commandVersionJSON, commandVersionCounter)
 		}
-		return nil, fmt.Errorf("%w: encoding version %d, this build reads %d and %d", ErrUnknownCommand, data[0], commandVersionJSON, commandVersion)
+		return nil, fmt.Errorf("%w: encoding version %d, this build reads %d to %d", ErrUnknownCommand, data[0], commandVersionJSON, commandVersionCounter)
 	}
 }
 

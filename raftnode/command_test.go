@@ -57,7 +57,7 @@ func TestDecodeRefusesUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := DecodeCommand(append([]byte{commandVersion + 1}, good[1:]...)); !errors.Is(err, ErrNewerCommand) {
+	if _, err := DecodeCommand(append([]byte{commandVersionCounter + 1}, good[1:]...)); !errors.Is(err, ErrNewerCommand) {
 		t.Errorf("future version: got %v, want ErrNewerCommand", err)
 	}
 	for name, data := range map[string][]byte{
@@ -263,7 +263,7 @@ func BenchmarkDecodeCommand(b *testing.B) {
 
 // An entry from a newer encoding is not a malformed one: the FSM must not skip it.
 func TestNewerEncodingIsRecognised(t *testing.T) {
-	_, err := DecodeCommand([]byte{commandVersion + 1, 0, 0})
+	_, err := DecodeCommand([]byte{commandVersionCounter + 1, 0, 0})
 	if !errors.Is(err, ErrNewerCommand) {
 		t.Fatalf("got %v, want ErrNewerCommand", err)
 	}

@@ -81,6 +81,9 @@ func (s *Store) commitRejected(e Entry, at time.Time) error {
 	rev := e.Index
 	wb := s.db.NewBatch()
 	defer wb.Close()
+	if err := s.advanceCountersAlone(wb, rev, at); err != nil {
+		return err
+	}
 	if err := s.finish(wb, e, &changeEntry{at: at, kind: changeRejected}); err != nil {
 		return err
 	}
@@ -122,6 +125,12 @@ type writer struct {
 	// (leopard_write.go): one budget covers every indexed relation the batch changes.
 	budgetLeft int
 	budgetSet  bool
+	// The relationship counters (counters.go): those registered before the batch, the
+	// batch's changes to their counts, and the registrations it writes.
+	counters       []counterState
+	countersLoaded bool
+	counterDeltas  map[string]int64
+	counterWrites  []counterState
 }
 
 func (s *Store) build(e Entry, at time.Time, b *Batch) (*pebble.Batch, Result, int64, error) {
@@ -152,6 +161,14 @@ func (s *Store) build(e Entry, at time.Time, b *Batch) (*pebble.Batch, Result, i
 	defer pre.Close()
 	w := &writer{s: s, wb: s.db.NewIndexedBatch(), rev: rev, at: at, pre: pre, counts: map[string]int64{},
 		change: changeEntry{at: at, kind: changeWrite}}
+	if err := w.loadCounters(); err != nil {
+		return w.wb, res, 0, err
+	}
+	if b.Counter != nil {
+		if err := w.changeCounter(&prev, b); err != nil {
+			return w.wb, res, 0, err
+		}
+	}
 	limited := map[string]*Relationship{}
 	for i := range updates {
 		u := &updates[i]
@@ -181,6 +198,9 @@ func (s *Store) build(e Entry, at time.Time, b *Batch) (*pebble.Batch, Result, i
 	}
 	delta, err := w.writeCounts()
 	if err != nil {
+		return w.wb, res, 0, err
+	}
+	if err := w.writeCounters(); err != nil {
 		return w.wb, res, 0, err
 	}
 	if err := s.finish(w.wb, e, &w.change); err != nil {
@@ -326,6 +346,7 @@ func (w *writer) markDeleted(k, old []byte) error {
 	if err := w.unindexExpiry(k, &rel); err != nil {
 		return err
 	}
+	w.countRel(&rel, -1)
 	w.counts[string(countKey(&rel))]--
 	return nil
 }
@@ -346,6 +367,7 @@ func (w *writer) putVersion(rel *Relationship) error {
 	if err := w.indexExpiry(k, rel); err != nil {
 		return err
 	}
+	w.countRel(rel, +1)
 	w.counts[string(countKey(rel))]++
 	return nil
 }
@@ -489,6 +511,9 @@ func (s *Store) WriteSchema(e Entry, at time.Time, text string) error {
 	}
 	old, _, _ := s.Schema()
 	if err := s.reindexClosures(wb, rev, at, old, sch); err != nil {
+		return err
+	}
+	if err := s.advanceCountersAlone(wb, rev, at); err != nil {
 		return err
 	}
 	if err := s.finish(wb, e, &changeEntry{at: at, kind: changeSchema, updates: expired}); err != nil {

@@ -42,6 +42,12 @@ var (
 	// the raft log's) has less free space than the minimum kept free (CheckFreeSpace). Nothing
 	// of the write was done; writes succeed again once space is freed (RESOURCE_EXHAUSTED).
 	ErrDiskFull = errors.New("store: disk full")
+	// ErrCounterAlreadyRegistered is a relationship counter registered under a name that is
+	// taken (FAILED_PRECONDITION, as SpiceDB answers).
+	ErrCounterAlreadyRegistered = errors.New("store: relationship counter already registered")
+	// ErrCounterNotRegistered is a count or an unregistration of a relationship counter name
+	// that is not registered (FAILED_PRECONDITION).
+	ErrCounterNotRegistered = errors.New("store: relationship counter not registered")
 )
 
 // ErrorKind gives a sentinel error a stable name: the name an error travels under between
@@ -72,5 +78,7 @@ func ErrorKinds() []ErrorKind {
 		{Name: "closed", Err: ErrClosed},
 		{Name: "restore_busy", Err: ErrRestoreBusy},
 		{Name: "disk_full", Err: ErrDiskFull},
+		{Name: "counter_already_registered", Err: ErrCounterAlreadyRegistered},
+		{Name: "counter_not_registered", Err: ErrCounterNotRegistered},
 	}
 }

@@ -72,6 +72,11 @@ func (s *Store) CollectGarbage(now time.Time) (removed int, err error) {
 	if err != nil {
 		return removed, err
 	}
+	counters, err := s.retireCounters(target)
+	removed += counters
+	if err != nil {
+		return removed, err
+	}
 	return removed, s.retireSchemas(target)
 }
 

@@ -153,6 +153,9 @@ type Batch struct {
 	// reports Partial when more matched. Without it, more matches than the limit fail the
 	// batch with ErrDeleteLimit.
 	AllowPartialDeletions bool
+	// Counter, when non-nil, registers or unregisters a relationship counter (counters.go);
+	// the batch then carries nothing else.
+	Counter *CounterChange
 }
 
 // Entry identifies the write a revision comes from: under raft the log entry's index (the

@@ -8,9 +8,11 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 )
 
-// writeTrace prints a check's debug trace as an indented tree: ✓ has permission, ✗ no
-// permission, ? conditional. A kengen server names each node's kind (union, arrow,
-// relationship, ...) in the trace's source as "kengen:<kind>[ <relationship>]".
+// writeTrace prints a check's debug trace (SpiceDB's shape: one node per relation or
+// permission on one object) as an indented tree, as zed's --explain does: ✓ has permission, ✗
+// no permission, ? conditional; each node's kind, "cached" for an answer reused within the
+// request, the caveat a node evaluated with its answer, and under a node that holds by its
+// own relationships the subject.
 func writeTrace(w io.Writer, t *v1.CheckDebugTrace, depth int) {
 	if t == nil {
 		return
@@ -23,17 +25,36 @@ func writeTrace(w io.Writer, t *v1.CheckDebugTrace, depth int) {
 		mark = "?"
 	}
 	line := strings.Repeat("  ", depth) + mark
-	if kind, ok := strings.CutPrefix(t.GetSource(), "kengen:"); ok && kind != "" {
-		line += " " + kind
-	}
 	if t.GetResource() != nil {
 		line += " " + formatObject(t.GetResource()) + "#" + t.GetPermission()
 	}
-	if missing := t.GetCaveatEvaluationInfo().GetPartialCaveatInfo().GetMissingRequiredContext(); len(missing) > 0 {
-		line += " (missing " + strings.Join(missing, ", ") + ")"
+	switch t.GetPermissionType() {
+	case v1.CheckDebugTrace_PERMISSION_TYPE_PERMISSION:
+		line += " (permission)"
+	case v1.CheckDebugTrace_PERMISSION_TYPE_RELATION:
+		line += " (relation)"
+	}
+	if t.GetWasCachedResult() {
+		line += " cached"
+	}
+	if ci := t.GetCaveatEvaluationInfo(); ci != nil {
+		if ci.GetCaveatName() != "" {
+			line += fmt.Sprintf(" [caveat %s: %s]", ci.GetCaveatName(), strings.ToLower(strings.TrimPrefix(ci.GetResult().String(), "RESULT_")))
+		}
+		if missing := ci.GetPartialCaveatInfo().GetMissingRequiredContext(); len(missing) > 0 {
+			line += " (missing " + strings.Join(missing, ", ") + ")"
+		}
 	}
 	fmt.Fprintln(w, line)
-	for _, sub := range t.GetSubProblems().GetTraces() {
+	subs := t.GetSubProblems().GetTraces()
+	for _, sub := range subs {
 		writeTrace(w, sub, depth+1)
+	}
+	if len(subs) == 0 && !t.GetWasCachedResult() && t.GetResult() == v1.CheckDebugTrace_PERMISSIONSHIP_HAS_PERMISSION {
+		s := formatObject(t.GetSubject().GetObject())
+		if r := t.GetSubject().GetOptionalRelation(); r != "" {
+			s += "#" + r
+		}
+		fmt.Fprintln(w, strings.Repeat("  ", depth+1)+s)
 	}
 }
