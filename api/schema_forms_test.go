@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"io"
 	"sort"
 	"strings"
@@ -90,7 +91,7 @@ func TestSchemaFormsThroughClient(t *testing.T) {
 	var resources []string
 	for {
 		r, err := lr.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -111,7 +112,7 @@ func TestSchemaFormsThroughClient(t *testing.T) {
 	var subjects []string
 	for {
 		r, err := ls.Recv()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

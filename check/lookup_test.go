@@ -61,15 +61,6 @@ func universe(prefix string, n int) []string {
 	return out
 }
 
-func mustCheck(t *testing.T, c *check.Checker, r *store.Reader, req check.Request) check.Membership {
-	t.Helper()
-	res, err := c.Check(context.Background(), r, req)
-	if err != nil {
-		t.Fatalf("Check(%+v): %v", req, err)
-	}
-	return res.Membership
-}
-
 // membershipIn reads a LookupSubjects answer as a client does: an id found on its own, else
 // its type's wildcard unless that excludes it, else no permission.
 func membershipIn(found []check.FoundSubject, id string) check.Membership {

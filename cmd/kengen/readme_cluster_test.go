@@ -100,7 +100,7 @@ func TestReadmeCluster(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		last = string(out)
 		if err != nil {
-			return fmt.Errorf("%s: %v: %s", status, err, out)
+			return fmt.Errorf("%s: %w: %s", status, err, out)
 		}
 		for _, want := range []string{"node n1 (Leader), leader n1", "\nn1  Leader", "\nn2  Follower"} {
 			if !strings.Contains(last, want) {
