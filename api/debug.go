@@ -45,8 +45,8 @@ var traceSource = sync.OnceValue(func() string {
 // SpiceDB gives it: one CheckDebugTrace per sub-problem (a relation or permission on one
 // object), the sub-problems a permission's rewrite asked (its arrows' targets among them) as
 // its sub-problems, caveat evaluations on the sub-problems that followed the caveated
-// relationships, and the schema the check ran against. took is the whole check's duration,
-// set on the root (the engine does not time each sub-problem).
+// relationships, and the schema the check ran against. Each evaluated sub-problem carries how
+// long it took; took, the whole check's duration, replaces the root's.
 func debugInformation(sch *schema.Schema, req check.Request, res check.Result, took time.Duration) *v1.DebugInformation {
 	b := traceBuilder{
 		sch:    sch,
@@ -91,6 +91,9 @@ func (b *traceBuilder) trace(n *check.TraceNode) *v1.CheckDebugTrace {
 		Result:               traceResult(n.Membership),
 		CaveatEvaluationInfo: b.caveatInfo(n),
 		Source:               traceSource(),
+	}
+	if n.Duration > 0 {
+		t.Duration = durationpb.New(n.Duration)
 	}
 	if n.IsPermission {
 		t.PermissionType = v1.CheckDebugTrace_PERMISSION_TYPE_PERMISSION

@@ -188,12 +188,31 @@ func TestCheckDebugTrace(t *testing.T) {
 			if root.GetDuration() == nil || root.GetSubject().GetObject().GetObjectId() != strings.TrimPrefix(tc.subject, "user:") {
 				t.Errorf("root duration %v, subject %v", root.GetDuration(), root.GetSubject())
 			}
+			checkTraceDurations(t, root)
 			var b strings.Builder
 			renderTrace(t, root, 0, &b)
 			if got, want := b.String(), strings.TrimPrefix(tc.want, "\n"); got != want {
 				t.Errorf("trace:\n%s\nwant:\n%s", got, want)
 			}
 		})
+	}
+}
+
+// checkTraceDurations: every sub-problem that was evaluated (it has sub-problems of its own)
+// says how long it took, and no sub-problem took longer than the one that asked it.
+func checkTraceDurations(t *testing.T, n *v1.CheckDebugTrace) {
+	t.Helper()
+	subs := n.GetSubProblems().GetTraces()
+	if len(subs) > 0 && n.GetDuration() == nil {
+		t.Errorf("%s:%s %s has sub-problems but no duration", n.GetResource().GetObjectType(), n.GetResource().GetObjectId(), n.GetPermission())
+	}
+	for _, c := range subs {
+		if c.GetDuration().AsDuration() > n.GetDuration().AsDuration() {
+			t.Errorf("%s:%s %s took %v, longer than %s:%s %s, which asked it (%v)",
+				c.GetResource().GetObjectType(), c.GetResource().GetObjectId(), c.GetPermission(), c.GetDuration().AsDuration(),
+				n.GetResource().GetObjectType(), n.GetResource().GetObjectId(), n.GetPermission(), n.GetDuration().AsDuration())
+		}
+		checkTraceDurations(t, c)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
@@ -215,6 +216,10 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 	before := w.stats.subproblems.Add(1)
 	w.stats.reachDepth(hops)
 
+	var start time.Time
+	if w.ev.explain {
+		start = time.Now()
+	}
 	pos := len(w.path)
 	w.path = append(w.path, k)
 	w.onPath[k] = pos
@@ -243,7 +248,7 @@ func (w *walker) check(k key, hops int) (outcome, error) {
 		if rel.IsPermission {
 			kind = "permission"
 		}
-		o.exp = &Explanation{Kind: kind, Object: k.object(), Membership: o.m, Missing: o.missing, Children: children(o.exp)}
+		o.exp = &Explanation{Kind: kind, Object: k.object(), Membership: o.m, Missing: o.missing, Children: children(o.exp), Duration: time.Since(start)}
 	}
 	if o.low == noCycle {
 		w.ev.memoPut(k, o)

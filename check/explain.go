@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kengen/kengen/schema"
 	"github.com/kengen/kengen/store"
@@ -22,6 +23,9 @@ type Explanation struct {
 	Membership   Membership
 	Missing      []string
 	Children     []*Explanation
+	// Duration is how long a "permission" or "relation" sub-problem took, its own
+	// sub-problems included (zero for the other kinds).
+	Duration time.Duration
 }
 
 // String renders the tree, one node a line, indented by depth: ✓ for has permission, ✗ for
@@ -75,6 +79,8 @@ type TraceNode struct {
 	Missing []string
 	// Cached is set for a sub-problem answered from earlier in the same request.
 	Cached bool
+	// Duration is how long the sub-problem took (zero for a cached one).
+	Duration time.Duration
 	// Caveats are the caveated relationships this sub-problem followed itself (those of
 	// its children are theirs), with what each caveat answered.
 	Caveats  []CaveatUse
@@ -115,7 +121,7 @@ func traceNodeOf(e *Explanation, sch *schema.Schema) *TraceNode {
 	}
 	typ, rest, _ := strings.Cut(e.Object, ":")
 	id, rel, _ := strings.Cut(rest, "#")
-	n := &TraceNode{ResourceType: typ, ResourceID: id, Relation: rel, Membership: e.Membership, Missing: e.Missing}
+	n := &TraceNode{ResourceType: typ, ResourceID: id, Relation: rel, Membership: e.Membership, Missing: e.Missing, Duration: e.Duration}
 	switch e.Kind {
 	case "permission":
 		n.IsPermission = true
