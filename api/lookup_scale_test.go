@@ -73,6 +73,17 @@ func TestLookupResourcesPagesAtScale(t *testing.T) {
 // importProtos loads relationships through ImportBulkRelationships, 1,000 a message.
 func importProtos(t testing.TB, env *testEnv, rels []*v1.Relationship) {
 	t.Helper()
+	// One stream is one atomic write of at most DefaultMaxImportRelationships: a larger
+	// dataset is several streams, as `kengen import` sends it.
+	for len(rels) > 0 {
+		n := min(len(rels), DefaultMaxImportRelationships)
+		importOneStream(t, env, rels[:n])
+		rels = rels[n:]
+	}
+}
+
+func importOneStream(t testing.TB, env *testEnv, rels []*v1.Relationship) {
+	t.Helper()
 	stream, err := env.client.ImportBulkRelationships(context.Background())
 	if err != nil {
 		t.Fatal(err)
