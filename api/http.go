@@ -25,6 +25,7 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // DefaultMaxHTTPBodyBytes bounds a request body on the HTTP listener: gRPC's own default
@@ -140,6 +141,7 @@ func (h *HTTPServer) gateway() (*runtime.ServeMux, error) {
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithErrorHandler(h.gatewayError),
 		runtime.WithMiddlewares(h.gatewayRoute),
+		runtime.WithForwardResponseOption(openWatchEarly),
 	)
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -155,6 +157,28 @@ func (h *HTTPServer) gateway() (*runtime.ServeMux, error) {
 	return mux, nil
 }
 
+// openWatchEarly answers an open watch's status and headers as soon as the server has
+// accepted it, rather than with the first change, which may be long in coming: grpc-gateway
+// writes a stream's headers with its first message, so an HTTP client (curl, an HTTP library's
+// Do) would wait for the first write to learn that its watch is open. It runs where the
+// gateway calls it before a stream's first message (msg nil), and only once the gRPC headers
+// have come with watchOpenHeader (Watch sends them after validating the request,
+// watch_service.go), so a refused watch still gets its own status.
+func openWatchEarly(ctx context.Context, w http.ResponseWriter, msg proto.Message) error {
+	if msg != nil {
+		return nil
+	}
+	if p, ok := runtime.HTTPPathPattern(ctx); !ok || p != "/v1/watch" {
+		return nil
+	}
+	if md, ok := runtime.ServerMetadataFromContext(ctx); !ok || len(md.HeaderMD.Get(watchOpenHeader)) == 0 {
+		return nil
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	return http.NewResponseController(w).Flush()
+}
+
 // incomingHeader forwards the request id to the gRPC metadata, besides grpc-gateway's own
 // choice (the authorization header is always forwarded).
 func incomingHeader(key string) (string, bool) {
@@ -167,6 +191,9 @@ func incomingHeader(key string) (string, bool) {
 // outgoingHeader returns the request id as X-Request-Id, the rest of the gRPC headers under
 // grpc-gateway's Grpc-Metadata- prefix.
 func outgoingHeader(key string) (string, bool) {
+	if key == watchOpenHeader {
+		return "", false
+	}
 	if key == requestIDHeader {
 		return http.CanonicalHeaderKey(requestIDHeader), true
 	}

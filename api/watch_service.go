@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/kengen/kengen/store"
 )
@@ -54,6 +55,9 @@ func watchKindsOf(kinds []v1.WatchKind) watchKinds {
 // sent whenever the revisions the stream passed over produced nothing to send). A start below
 // the retention window fails with FAILED_PRECONDITION. The stream ends when the client
 // cancels it or the server stops.
+// watchOpenHeader marks the response headers of a watch the server accepted.
+const watchOpenHeader = "kengen-watch-open"
+
 func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchServer) error {
 	if err := validate(req); err != nil {
 		return err
@@ -88,6 +92,12 @@ func (s watchService) Watch(req *v1.WatchRequest, stream v1.WatchService_WatchSe
 	hold := s.st.Hold(after)
 	defer hold.Release()
 	ctx := stream.Context()
+	// Send the response headers now, not with the first change, marked as an accepted watch:
+	// a client that waits for them (the HTTP gateway, and curl through it, http.go's
+	// openWatchEarly) would otherwise see nothing until something is written.
+	if err := stream.SendHeader(metadata.Pairs(watchOpenHeader, "1")); err != nil {
+		return err
+	}
 	tick := time.NewTicker(watchPoll)
 	defer tick.Stop()
 	for {
