@@ -312,22 +312,26 @@ func (h *HTTPServer) searchAction(c *authzenCall) error {
 	}
 	slices.Sort(perms)
 	at := schema.GetReadAt()
-	bulk := &v1.CheckBulkPermissionsRequest{Consistency: &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: at}}}
-	for _, p := range perms {
-		bulk.Items = append(bulk.Items, &v1.CheckBulkPermissionsRequestItem{Resource: res, Permission: p, Subject: sub, Context: caveat})
-	}
+	// The permissions are checked in bulk calls of at most the server's MaxCheckBulkItems, all
+	// at the schema's snapshot, so a type with more permissions than one call takes is searched
+	// whole.
 	var allowed []string
-	if len(bulk.Items) > 0 {
+	for first := 0; first < len(perms); first += h.srv.opts.MaxCheckBulkItems {
+		chunk := perms[first:min(first+h.srv.opts.MaxCheckBulkItems, len(perms))]
+		bulk := &v1.CheckBulkPermissionsRequest{Consistency: &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: at}}}
+		for _, p := range chunk {
+			bulk.Items = append(bulk.Items, &v1.CheckBulkPermissionsRequestItem{Resource: res, Permission: p, Subject: sub, Context: caveat})
+		}
 		resp, err := v1.NewPermissionsServiceClient(h.conn).CheckBulkPermissions(ctx, bulk)
 		if err != nil {
 			return err
 		}
 		for i, pair := range resp.GetPairs() {
 			if e := pair.GetError(); e != nil {
-				return badf("checking permission %s: %s", perms[i], e.GetMessage())
+				return badf("checking permission %s: %s", chunk[i], e.GetMessage())
 			}
 			if pair.GetItem().GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
-				allowed = append(allowed, perms[i])
+				allowed = append(allowed, chunk[i])
 			}
 		}
 	}

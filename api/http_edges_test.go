@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +53,35 @@ func TestHTTPWatchAnswersBeforeAnyChange(t *testing.T) {
 	defer badResp.Body.Close()
 	if badResp.StatusCode != http.StatusBadRequest {
 		t.Errorf("watch from a malformed cursor: HTTP %d, want 400", badResp.StatusCode)
+	}
+}
+
+// Action search checks a type's permissions in bulk calls of at most MaxCheckBulkItems, so a
+// type with more permissions than one call takes is searched whole, at one snapshot.
+func TestAuthZENActionSearchBeyondOneBulkCall(t *testing.T) {
+	e := startHTTPEnv(t, Options{MaxCheckBulkItems: 3}, HTTPOptions{})
+	var b strings.Builder
+	b.WriteString("definition user {}\ndefinition doc {\n relation viewer: user\n relation editor: user\n")
+	var want []string
+	for i := range 8 {
+		rel := "viewer"
+		if i%2 == 1 {
+			rel = "editor"
+		}
+		fmt.Fprintf(&b, " permission perm%d = %s\n", i, rel)
+		if rel == "viewer" {
+			want = append(want, fmt.Sprintf("perm%d", i))
+		}
+	}
+	b.WriteString("}")
+	e.writeSchema(b.String())
+	e.touch("doc:1#viewer@user:ann")
+	got, _ := e.searchAll(t, authzenSearchAction, map[string]any{
+		"subject":  map[string]any{"type": "user", "id": "ann"},
+		"resource": map[string]any{"type": "doc", "id": "1"},
+		"context":  map[string]any{"consistency": map[string]any{"fully_consistent": true}},
+	}, 2)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("action search over 8 permissions with bulk calls of 3: %v, want %v", got, want)
 	}
 }
