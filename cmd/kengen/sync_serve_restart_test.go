@@ -26,7 +26,8 @@ import (
 // sync` follows a stream of CRM transactions while the `kengen serve` it writes to is stopped
 // with SIGTERM, restarted on the same data directory and gRPC address, then SIGKILLed and
 // restarted again. Sync is never restarted: it retries the write it holds until kengen serves
-// again (docs/sync.md). Every transaction changes a deal's owner to a value of its own, so
+// again (docs/sync.md), keeping its replication connection alive through outages longer
+// than PostgreSQL's wal_sender_timeout. Every transaction changes a deal's owner to a value of its own, so
 // each one is exactly one acknowledged write: at the end sync has applied exactly as many
 // transactions as were committed (a lost or doubled one changes the count), and `kengen sync
 // --check` finds kengen equal to the rows (a lost change, or an old one replayed over a newer
@@ -51,7 +52,9 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 	if err := os.WriteFile(mapping, []byte(fmt.Sprintf(syncMapping, name)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--endpoint", addr, "--token", key, "sync", "--mapping", mapping, "--postgres", conn,
+	// PostgreSQL ends a replication connection silent for wal_sender_timeout (60s by
+	// default): 3s here (sync reports every second), so that the outages below outlast it.
+	args := []string{"--endpoint", addr, "--token", key, "sync", "--mapping", mapping, "--postgres", conn + " options='-c wal_sender_timeout=3s'",
 		"--state", filepath.Join(t.TempDir(), "sync.state")}
 	s, url := startSyncProc(t, args)
 	syncCaughtUp(t, url) // the initial copy is done: every transaction from here on is streamed
@@ -69,7 +72,7 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 			return
 		}
 		defer w.Close(context.Background())
-		for i := 1; !stop.Load() && i <= 5000; i++ {
+		for i := 1; !stop.Load() && i <= 20000; i++ {
 			deal := 1 + i%50
 			sql := fmt.Sprintf(`UPDATE deals SET owner_id = 'u-%d' WHERE id = %d`, i, deal)
 			if i%3 == 0 {
@@ -80,28 +83,37 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 				return
 			}
 			committed.Add(1)
-			time.Sleep(5 * time.Millisecond) // pacing, so that the stops land while it writes
+			time.Sleep(20 * time.Millisecond) // pacing: the stops land while it writes, and sync catches up
 		}
 		writerDone <- nil
 	}()
 	defer stop.Store(true)
-	syncAlive := func() {
+	// metric reads a metric of the one sync process, which must not have exited.
+	metric := func(name string) (float64, error) {
 		t.Helper()
 		select {
 		case <-s.exited:
 			t.Fatalf("sync exited (%v) instead of waiting for kengen to serve again", s.cmd.ProcessState)
 		default:
 		}
+		return syncMetric(url, name)
+	}
+	mustMetric := func(name string) float64 {
+		t.Helper()
+		v, err := metric(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
 	// applied waits until sync has applied more than n transactions and answers how many.
 	applied := func(what string, n int64) int64 {
 		t.Helper()
 		var got int64
 		kit.Eventually(t, what, func() error {
-			syncAlive()
-			got = int64(syncMetric(t, url, "kengen_sync_transactions_applied_total"))
-			if got <= n {
-				return fmt.Errorf("sync applied %d transactions, waiting for more than %d (%d committed)", got, n, committed.Load())
+			v, err := metric("kengen_sync_transactions_applied_total")
+			if got = int64(v); err != nil || got <= n {
+				return fmt.Errorf("sync applied %d transactions (%v), waiting for more than %d (%d committed)", got, err, n, committed.Load())
 			}
 			return nil
 		})
@@ -110,7 +122,7 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 
 	done := applied("transactions before the first stop", 20)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		retries := syncMetric(t, url, "kengen_sync_write_retries_total")
+		retries := mustMetric("kengen_sync_write_retries_total")
 		if err := k.cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
@@ -118,12 +130,13 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 		atStop := committed.Load()
 		// While kengen is down the database goes on committing and sync retries.
 		kit.Eventually(t, "sync retries while kengen is down", func() error {
-			syncAlive()
-			if got := syncMetric(t, url, "kengen_sync_write_retries_total"); got <= retries || committed.Load() < atStop+20 {
-				return fmt.Errorf("%v retries (%v before), %d transactions committed since the stop", got, retries, committed.Load()-atStop)
+			got, err := metric("kengen_sync_write_retries_total")
+			if err != nil || got <= retries || committed.Load() < atStop+20 {
+				return fmt.Errorf("%v retries (%v before; %v), %d transactions committed since the stop", got, retries, err, committed.Load()-atStop)
 			}
 			return nil
 		})
+		time.Sleep(5 * time.Second) // the outage outlasts wal_sender_timeout; not an assertion
 		k = startProcIn(t, dataDir, "k1", key, "--grpc-addr", addr)
 		if k.grpcAddr != addr {
 			t.Fatalf("kengen restarted on %s, not %s", k.grpcAddr, addr)
@@ -136,8 +149,7 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 		t.Fatalf("writer: %v", err)
 	}
 	syncCaughtUp(t, url)
-	syncAlive()
-	if got, want := int64(syncMetric(t, url, "kengen_sync_transactions_applied_total")), committed.Load(); got != want {
+	if got, want := int64(mustMetric("kengen_sync_transactions_applied_total")), committed.Load(); got != want {
 		t.Errorf("sync applied %d transactions, %d were committed: it lost or doubled %d", got, want, got-want)
 	}
 	code, out, errs := (&node{grpcAddr: addr}).kengen(t, nil, append(args[2:], "--check")...)
@@ -169,24 +181,19 @@ func syncCaughtUp(t *testing.T, url string) {
 }
 
 // syncMetric reads one unlabelled metric of the sync serving url.
-func syncMetric(t *testing.T, url, name string) float64 {
-	t.Helper()
+func syncMetric(url, name string) (float64, error) {
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
 	if m == nil {
-		t.Fatalf("/metrics lacks %s:\n%s", name, b)
+		return 0, fmt.Errorf("/metrics lacks %s:\n%s", name, b)
 	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return v
+	return strconv.ParseFloat(string(m[1]), 64)
 }
