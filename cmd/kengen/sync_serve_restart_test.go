@@ -25,13 +25,13 @@ import (
 // Issue 17's `kengen serve` restart during the stream, with real processes: one `kengen
 // sync` follows a stream of CRM transactions while the `kengen serve` it writes to is stopped
 // with SIGTERM, restarted on the same data directory and gRPC address, then SIGKILLed and
-// restarted again. Sync is never restarted: it retries the write it holds until kengen serves
-// again (docs/sync.md), keeping its replication connection alive through outages longer
-// than PostgreSQL's wal_sender_timeout. Every transaction changes a deal's owner to a value of its own, so
-// each one is exactly one acknowledged write: at the end sync has applied exactly as many
-// transactions as were committed (a lost or doubled one changes the count), and `kengen sync
-// --check` finds kengen equal to the rows (a lost change, or an old one replayed over a newer
-// one, leaves a difference).
+// restarted again, each outage longer than PostgreSQL's wal_sender_timeout. Sync is never
+// restarted: it retries the write it holds until kengen serves again (docs/sync.md). Every
+// transaction changes a deal's owner to a value of its own, so each one is exactly one
+// acknowledged write: at the end sync has applied exactly as many transactions as were
+// committed (a lost or doubled one changes the count), and `kengen sync --check` finds kengen
+// equal to the rows (a lost change, or an old one replayed over a newer one, leaves a
+// difference).
 func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL, kengen serve and kengen sync processes; skipped in -short mode")
