@@ -42,20 +42,7 @@ func TestSyncProcessSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and kengen processes; skipped in -short mode")
 	}
-	pg := pgtest.Shared(t)
-	name, conn := pg.NewDatabase(t)
-	db, err := pgx.Connect(context.Background(), conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(context.Background())
-	if _, err := db.Exec(context.Background(), `
-		CREATE TABLE deals (id int PRIMARY KEY, organization_id text, owner_id text);
-		ALTER TABLE deals REPLICA IDENTITY FULL;
-		CREATE TABLE deal_sub_assignees (deal_id int REFERENCES deals ON DELETE CASCADE, user_id text, PRIMARY KEY (deal_id, user_id));
-		INSERT INTO deals SELECT i, 'acme', 'u' || (i % 7) FROM generate_series(1, 50) i;`); err != nil {
-		t.Fatal(err)
-	}
+	name, conn := syncDatabase(t)
 	dir := filepath.Join(t.TempDir(), "kengen-data")
 	n := startNode(t, dir)
 	n.must(t, dir, "schema", "write", "testdata/crm.zed")
@@ -66,31 +53,7 @@ func TestSyncProcessSIGKILL(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "sync.state")
 	args := []string{"--endpoint", n.grpcAddr, "--data-dir", dir, "sync", "--mapping", mapping, "--postgres", conn, "--state", state}
 
-	startSync := func() (*proc, string) {
-		p := &proc{id: "sync", out: &syncBuffer{}, exited: make(chan struct{})}
-		p.cmd = kengenProc(append(args, "--http-addr", "127.0.0.1:0")...)
-		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = p.cmd.Wait(); close(p.exited) }()
-		t.Cleanup(func() {
-			p.kill()
-			if t.Failed() {
-				t.Logf("sync output:\n%s", p.out)
-			}
-		})
-		var url string
-		kit.Eventually(t, "sync serves /zedtoken", func() error {
-			m := syncHTTPLine.FindStringSubmatch(p.out.String())
-			if m == nil {
-				return fmt.Errorf("not yet:\n%s", p.out)
-			}
-			url = m[1]
-			return nil
-		})
-		return p, url
-	}
+	startSync := func() (*proc, string) { return startSyncProc(t, args) }
 
 	// The writer: transactions that add and remove sub assignees and move owners, going on
 	// while sync is killed and restarted.
@@ -182,4 +145,55 @@ func TestSyncProcessSIGKILL(t *testing.T) {
 	if code != exitError || !strings.Contains(out, "missing in kengen: deal:1#organization@organization:acme (row deals id=1") {
 		t.Fatalf("sync --check after a deletion behind its back: exit %d\n%s", code, out)
 	}
+}
+
+// syncDatabase is a new database of the shared PostgreSQL holding the CRM tables the
+// mapping syncMapping reads, with 50 deals; it answers the database's name and connection
+// string. It skips the test when PostgreSQL is absent.
+func syncDatabase(t *testing.T) (name, conn string) {
+	t.Helper()
+	pg := pgtest.Shared(t)
+	name, conn = pg.NewDatabase(t)
+	db, err := pgx.Connect(context.Background(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	if _, err := db.Exec(context.Background(), `
+		CREATE TABLE deals (id int PRIMARY KEY, organization_id text, owner_id text);
+		ALTER TABLE deals REPLICA IDENTITY FULL;
+		CREATE TABLE deal_sub_assignees (deal_id int REFERENCES deals ON DELETE CASCADE, user_id text, PRIMARY KEY (deal_id, user_id));
+		INSERT INTO deals SELECT i, 'acme', 'u' || (i % 7) FROM generate_series(1, 50) i;`); err != nil {
+		t.Fatal(err)
+	}
+	return name, conn
+}
+
+// startSyncProc starts `kengen sync` with args in a new process and answers it with the URL
+// of its /metrics and /zedtoken.
+func startSyncProc(t *testing.T, args []string) (*proc, string) {
+	t.Helper()
+	p := &proc{id: "sync", out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = kengenProc(append(args, "--http-addr", "127.0.0.1:0")...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("sync output:\n%s", p.out)
+		}
+	})
+	var url string
+	kit.Eventually(t, "sync serves /zedtoken", func() error {
+		m := syncHTTPLine.FindStringSubmatch(p.out.String())
+		if m == nil {
+			return fmt.Errorf("not yet:\n%s", p.out)
+		}
+		url = m[1]
+		return nil
+	})
+	return p, url
 }

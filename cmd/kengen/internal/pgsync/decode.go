@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // follower turns the pgoutput messages of the stream into writes, one per transaction.
 type follower struct {
 	s         *Syncer
+	repl      *pgconn.PgConn // the replication connection, nil in tests of the decoding alone
 	st        state
 	relations map[uint32]*relation
 
@@ -191,7 +195,7 @@ func (f *follower) commit(ctx context.Context, tx *txn, m *pglogrepl.CommitMessa
 		f.s.advance(m.TransactionEndLSN, nil)
 		return nil
 	}
-	token, err := f.s.sink.write(ctx, changes)
+	token, err := f.keepAlive(ctx, func() (*v1.ZedToken, error) { return f.s.sink.write(ctx, changes) })
 	if err != nil {
 		return fmt.Errorf("transaction committed at %s: %w", m.CommitLSN, err)
 	}
@@ -213,4 +217,38 @@ func (f *follower) commit(ctx context.Context, tx *txn, m *pglogrepl.CommitMessa
 	f.s.metrics.lagSeconds.Set(time.Since(m.CommitTime).Seconds())
 	f.s.advance(m.TransactionEndLSN, token)
 	return nil
+}
+
+// keepAlive runs write while telling PostgreSQL every StatusInterval that this client is
+// alive at the saved position. A write retried while the endpoint is down can outlast the
+// server's wal_sender_timeout (60s by default), after which it ends a replication connection
+// that has said nothing, and the stream would stop with the endpoint's outage. The stream does
+// not use the connection while write runs, so the goroutine has it to itself.
+func (f *follower) keepAlive(ctx context.Context, write func() (*v1.ZedToken, error)) (*v1.ZedToken, error) {
+	if f.repl == nil {
+		return write()
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(f.s.opts.StatusInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				// A failure here is the stream's next receive's to report.
+				cctx, cancel := context.WithTimeout(ctx, f.s.opts.StatusInterval)
+				_ = pglogrepl.SendStandbyStatusUpdate(cctx, f.repl, pglogrepl.StandbyStatusUpdate{WALWritePosition: f.st.lsn()})
+				cancel()
+			}
+		}
+	}()
+	token, err := write()
+	close(done)
+	wg.Wait()
+	return token, err
 }

@@ -174,7 +174,7 @@ func (s *Syncer) stream(ctx context.Context, repl *pgconn.PgConn, st state) erro
 	if err != nil {
 		return fmt.Errorf("pgsync: starting replication from slot %s: %w", s.mapping.Slot, err)
 	}
-	f := &follower{s: s, st: st, relations: map[uint32]*relation{}}
+	f := &follower{s: s, repl: repl, st: st, relations: map[uint32]*relation{}}
 	// confirm tells PostgreSQL what kengen holds. A position the server's keepalives
 	// advanced (no mapped change below it) is saved first, so the slot is never confirmed
 	// past the state file: a slot past it means a state file older than the slot.
