@@ -24,6 +24,7 @@ func newSyncCmd(c *cli) *cobra.Command {
 	var (
 		mappingFile, postgres, statePath, httpAddr string
 		skipRefused, recopy, check                 bool
+		maxUpdates                                 int
 	)
 	cmd := &cobra.Command{
 		Use:   "sync --mapping FILE --postgres CONN",
@@ -48,6 +49,9 @@ difference instead (exit 1 when there is one).`,
 			if mappingFile == "" {
 				return errors.New("--mapping is required: the YAML file saying which rows make which relationships")
 			}
+			if maxUpdates < 1 {
+				return fmt.Errorf("--max-updates-per-write %d: must be at least 1 (the endpoint's own limit, 1000 by default)", maxUpdates)
+			}
 			postgres = firstNonEmpty(postgres, c.getenv("KENGEN_SYNC_POSTGRES"))
 			if postgres == "" {
 				return errors.New("--postgres (or $KENGEN_SYNC_POSTGRES) is required: the database's connection string")
@@ -68,7 +72,7 @@ difference instead (exit 1 when there is one).`,
 			reg := prometheus.NewRegistry()
 			opts := pgsync.Options{
 				Mapping: mapping, MappingFile: mappingFile, ConnString: postgres, Client: client,
-				StatePath: statePath, SkipRefused: skipRefused, Recopy: recopy,
+				StatePath: statePath, SkipRefused: skipRefused, Recopy: recopy, MaxUpdates: maxUpdates,
 				Registerer: reg, Logger: slog.New(slog.NewTextHandler(c.stderr, nil)),
 				Progress: isTerminal(c.stderr),
 			}
@@ -103,6 +107,7 @@ difference instead (exit 1 when there is one).`,
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:9095", "serve /metrics and /zedtoken here (empty: do not)")
 	f.BoolVar(&skipRefused, "skip-refused", false, "skip a change the endpoint refuses, logging its row and counting it in kengen_sync_refused_total, instead of stopping")
 	f.BoolVar(&recopy, "recopy", false, "drop the replication slot and copy the mapped tables anew")
+	f.IntVar(&maxUpdates, "max-updates-per-write", 1000, "most relationship changes sent in one WriteRelationships: set it to the endpoint's --max-updates-per-write, so that larger transactions stay atomic")
 	f.BoolVar(&check, "check", false, "compare the database's rows with kengen's relationships, list the differences and exit")
 	return cmd
 }

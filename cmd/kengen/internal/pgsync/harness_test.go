@@ -96,11 +96,20 @@ type kengen struct {
 	st     *store.Store
 	done   chan error
 	client *authzed.Client
+	// maxUpdates is the server's MaxUpdatesPerWrite; zero is api's default.
+	maxUpdates int
 }
 
 func startKengen(t testing.TB) *kengen {
 	t.Helper()
-	k := &kengen{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
+	return startKengenWith(t, 0)
+}
+
+// startKengenWith is startKengen with the server taking maxUpdates updates per write (zero
+// for api's default).
+func startKengenWith(t testing.TB, maxUpdates int) *kengen {
+	t.Helper()
+	k := &kengen{t: t, dir: t.TempDir(), addr: "127.0.0.1:0", maxUpdates: maxUpdates}
 	k.serve()
 	var err error
 	k.client, err = authzed.NewClient(k.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(testKey))
@@ -120,7 +129,7 @@ func (k *kengen) serve() {
 	if err != nil {
 		k.t.Fatalf("store.Open: %v", err)
 	}
-	srv, err := api.New(api.Options{Store: st, PresharedKeys: []string{testKey}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := api.New(api.Options{Store: st, PresharedKeys: []string{testKey}, MaxUpdatesPerWrite: k.maxUpdates, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		k.t.Fatal(err)
 	}
