@@ -112,8 +112,11 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 		var got int64
 		kit.Eventually(t, what, func() error {
 			v, err := metric("kengen_sync_transactions_applied_total")
-			if got = int64(v); err != nil || got <= n {
-				return fmt.Errorf("sync applied %d transactions (%v), waiting for more than %d (%d committed)", got, err, n, committed.Load())
+			if err != nil {
+				return err
+			}
+			if got = int64(v); got <= n {
+				return fmt.Errorf("sync applied %d transactions, waiting for more than %d (%d committed)", got, n, committed.Load())
 			}
 			return nil
 		})
@@ -131,8 +134,11 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 		// While kengen is down the database goes on committing and sync retries.
 		kit.Eventually(t, "sync retries while kengen is down", func() error {
 			got, err := metric("kengen_sync_write_retries_total")
-			if err != nil || got <= retries || committed.Load() < atStop+20 {
-				return fmt.Errorf("%v retries (%v before; %v), %d transactions committed since the stop", got, retries, err, committed.Load()-atStop)
+			if err != nil {
+				return err
+			}
+			if got <= retries || committed.Load() < atStop+20 {
+				return fmt.Errorf("%v retries (%v before), %d transactions committed since the stop", got, retries, committed.Load()-atStop)
 			}
 			return nil
 		})
@@ -142,7 +148,7 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 			t.Fatalf("kengen restarted on %s, not %s", k.grpcAddr, addr)
 		}
 		t.Logf("%v: kengen stopped after %d applied transactions, restarted after %d committed", sig, done, committed.Load())
-		done = applied("transactions after the restart", int64(committed.Load()))
+		done = applied("transactions after the restart", committed.Load())
 	}
 	stop.Store(true)
 	if err := <-writerDone; err != nil {
