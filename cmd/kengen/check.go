@@ -189,7 +189,7 @@ func checkBulk(cmd *cobra.Command, c *cli, cf *checkFlags, consistency *v1.Consi
 	case failed:
 		return exitCode(exitError)
 	case denied:
-		return exitCode(exitNoPermisson)
+		return exitCode(exitNoPermission)
 	case conditional:
 		return exitCode(exitConditional)
 	}
@@ -213,5 +213,5 @@ func exitFor(p v1.CheckPermissionResponse_Permissionship) error {
 	case v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
 		return exitCode(exitConditional)
 	}
-	return exitCode(exitNoPermisson)
+	return exitCode(exitNoPermission)
 }

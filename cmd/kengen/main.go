@@ -17,10 +17,10 @@ import (
 
 // Exit codes.
 const (
-	exitOK          = 0
-	exitError       = 1
-	exitNoPermisson = 2
-	exitConditional = 3
+	exitOK           = 0
+	exitError        = 1
+	exitNoPermission = 2
+	exitConditional  = 3
 )
 
 // exitCode is an error that carries the process's exit code and prints nothing more.

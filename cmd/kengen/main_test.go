@@ -161,10 +161,10 @@ func TestServeAndClientVerbs(t *testing.T) {
 		out  string
 	}{
 		{[]string{"check", "deal:1", "view", "user:ito"}, exitOK, "true\n"},
-		{[]string{"check", "deal:1", "edit", "user:ito"}, exitNoPermisson, "false\n"},
+		{[]string{"check", "deal:1", "edit", "user:ito"}, exitNoPermission, "false\n"},
 		{[]string{"check", "deal:2", "view", "user:anyone"}, exitOK, "true\n"},
 		{[]string{"check", "deal:1", "view", "group:eng#member"}, exitOK, "true\n"},
-		{[]string{"--json", "check", "deal:1", "edit", "user:ito"}, exitNoPermisson, `"permissionship":"PERMISSIONSHIP_NO_PERMISSION"`},
+		{[]string{"--json", "check", "deal:1", "edit", "user:ito"}, exitNoPermission, `"permissionship":"PERMISSIONSHIP_NO_PERMISSION"`},
 		{[]string{"check", "deal:1", "view", "user:ito", "--explain"}, exitOK, "    ✓ group:eng#member (relation)\n      user:ito\n"},
 		{[]string{"check", "invoice:1", "view", "user:ito"}, exitError, ""},
 		{[]string{"check", "deal:1", "view"}, exitError, ""},
@@ -178,7 +178,7 @@ func TestServeAndClientVerbs(t *testing.T) {
 	// check --bulk from standard input.
 	bulk := "// field mask of deal:1 for ito\ndeal:1#view@user:ito\ndeal:1 edit user:ito\n"
 	code, out, errs := n.kengen(t, map[string]string{"STDIN": bulk}, "--data-dir", dir, "check", "--bulk", "-")
-	if code != exitNoPermisson || out != "deal:1#view@user:ito\ttrue\ndeal:1 edit user:ito\tfalse\n" {
+	if code != exitNoPermission || out != "deal:1#view@user:ito\ttrue\ndeal:1 edit user:ito\tfalse\n" {
 		t.Errorf("check --bulk: exit %d, %q %q", code, out, errs)
 	}
 	code, out, _ = n.kengen(t, map[string]string{"STDIN": "deal:1 view user:ito\n"}, "--data-dir", dir, "--json", "check", "--bulk", "-")

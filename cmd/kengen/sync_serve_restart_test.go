@@ -41,6 +41,22 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "k1")
 	k := startProcIn(t, dataDir, "k1", key)
 	addr := k.grpcAddr
+	// The restarts name the raft address too: with a fixed --grpc-addr, serve would take the
+	// default raft port, which another process may hold.
+	var raftAddr string
+	kit.Eventually(t, "k1's raft address", func() error {
+		st, err := k.status(key)
+		if err != nil {
+			return err
+		}
+		for _, m := range st.Members {
+			if m.ID == "k1" && m.RaftAddr != "" {
+				raftAddr = m.RaftAddr
+				return nil
+			}
+		}
+		return fmt.Errorf("no raft address for k1 in %+v", st.Members)
+	})
 	schema, err := os.ReadFile("testdata/crm.zed")
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +159,7 @@ func TestSyncAcrossKengenServeRestarts(t *testing.T) {
 			return nil
 		})
 		time.Sleep(5 * time.Second) // the outage outlasts wal_sender_timeout; not an assertion
-		k = startProcIn(t, dataDir, "k1", key, "--grpc-addr", addr)
+		k = startProcIn(t, dataDir, "k1", key, "--grpc-addr", addr, "--raft-addr", raftAddr)
 		if k.grpcAddr != addr {
 			t.Fatalf("kengen restarted on %s, not %s", k.grpcAddr, addr)
 		}
